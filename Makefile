@@ -38,6 +38,11 @@ $(STAMP): pyproject.toml Makefile
 	@$(PY) -c "import torch; print('torch', torch.__version__, '| CUDA available:', torch.cuda.is_available())"
 	@echo "$(TORCH_SPEC)" > $@
 
+# A different TORCH_SPEC than the one the environment was built with rebuilds it.
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_SPEC))
+.PHONY: $(STAMP)
+endif
+
 bench: env
 	$(PY) benchmarks/model_speed.py
 

@@ -1,0 +1,354 @@
+"""The command line: ``vqstudio presets | train | reconstruct | eval | app``.
+
+Every mistake a user can make ends as one line on stderr naming the problem and the fix, and exit
+status 2; nothing prints a traceback unless it is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from vqstudio.errors import UserError
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args) or 0
+    except UserError as exc:
+        print(f"vqstudio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vqstudio: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqstudio", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    p = sub.add_parser("presets", help="list the presets")
+    p.set_defaults(handler=cmd_presets)
+
+    p = sub.add_parser("train", help="train (or resume) a run headless")
+    p.add_argument("--preset", default=None, help="preset name (default tiny-cpu); see `presets`")
+    p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
+    p.add_argument("--run", required=True, help="run folder; an existing run is resumed")
+    p.add_argument("--steps", type=int, default=None, help="train until this global step")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.lr=1e-4 (repeatable)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("reconstruct", help="encode and decode an audio file with a trained run")
+    p.add_argument("--run", required=True)
+    p.add_argument("--checkpoint", default=None, help="a checkpoint file (default: the latest)")
+    p.add_argument("--levels", type=int, default=None, help="decode with the first K levels only")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("input")
+    p.add_argument("output", help="a .wav or .flac path")
+    p.set_defaults(handler=cmd_reconstruct)
+
+    p = sub.add_parser("eval", help="measure a run's reconstructions of a folder of audio")
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--levels", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="per file, from its start")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("app", help="start the desktop app")
+    p.add_argument("--data", default=None)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--run", default=None)
+    p.add_argument("--autostart", action="store_true", help="start training at once")
+    p.add_argument("--screenshot", default=None, help="save a PNG of the window before quitting")
+    p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS")
+    p.set_defaults(handler=cmd_app)
+    return parser
+
+
+# -- presets ----------------------------------------------------------------------------------
+
+
+def cmd_presets(args) -> int:
+    from vqstudio.config import DEFAULT_PRESET, preset_names, preset_summary
+
+    for name in preset_names():
+        mark = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"{name:<16}{preset_summary(name)}{mark}")
+    return 0
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+def _distributed():
+    """(rank, world, wrap) under torchrun; (0, 1, None) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None, None
+    import torch
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = None
+    if backend == "nccl":
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+
+    def wrap(model):
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [local] if backend == "nccl" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    return rank, world, wrap, device
+
+
+def cmd_train(args) -> int:
+    from vqstudio.config import DEFAULT_PRESET, load_preset
+    from vqstudio.train.runfolder import RunFolder
+    from vqstudio.train.trainer import Trainer
+
+    run = RunFolder(args.run)
+    overrides = list(args.set)
+    if run.exists():
+        config = run.load_config()
+        if args.preset or args.set or args.data:
+            print(f"Resuming {run.path}: its config.toml wins over --preset/--set/--data.")
+    else:
+        config = load_preset(args.preset or DEFAULT_PRESET, overrides)
+        if args.data:
+            if not Path(args.data).is_dir():
+                raise UserError(f"--data {args.data}: no such folder", "give a folder of audio files")
+            config = config.with_overrides({"data.path": str(Path(args.data).resolve())})
+    rank, world, wrap, dist_device = _distributed()
+    trainer = Trainer(config, run.path, device=dist_device or args.device, rank=rank, world=world, wrap=wrap)
+    target = args.steps
+    quiet = rank != 0
+    if trainer.corpus_report and not quiet:
+        for line in trainer.corpus_report.splitlines():
+            print(line)
+    if target is not None and trainer.step_count >= target:
+        if not quiet:
+            print(f"{run.path} is already at step {trainer.step_count} (asked for {target}); nothing to do.")
+        trainer.close()
+        return 0
+
+    def on_sigint(signum, frame):
+        if trainer.mailbox.stopped:
+            raise KeyboardInterrupt
+        trainer.mailbox.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = Progress(trainer.step_count, target, enabled=not quiet)
+    if not quiet:
+        print(f"Training {config.preset or 'custom'} on {trainer.device} from step {trainer.step_count}"
+              f"{f' to {target}' if target else ''}; run folder {run.path}")
+    try:
+        for report in trainer.steps(until=target):
+            progress.update(report)
+        trainer.save_checkpoint()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+        trainer.close()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if trainer.mailbox.stopped and not quiet:
+        print(f"Stopped at step {trainer.step_count}; checkpoint saved in {run.checkpoint_dir}.")
+    return 0
+
+
+class Progress:
+    """A one-line progress bar on a terminal, plain periodic lines otherwise."""
+
+    def __init__(self, start: int, target: int | None, enabled: bool = True):
+        self.start, self.target, self.enabled = start, target, enabled
+        self.tty = sys.stdout.isatty()
+        self.last_print = 0.0
+        self.speed = math.nan
+        self.last_terms: dict[str, float] = {}
+
+    def update(self, report) -> None:
+        if not self.enabled:
+            return
+        if report.terms:
+            self.last_terms = report.terms
+        alpha = 0.1
+        self.speed = report.audio_seconds_per_second if math.isnan(self.speed) else (
+            (1 - alpha) * self.speed + alpha * report.audio_seconds_per_second)
+        now = time.monotonic()
+        interval = 0.2 if self.tty else 10.0
+        last = self.target is not None and report.step >= self.target
+        if now - self.last_print < interval and not last:
+            return
+        self.last_print = now
+        total = self.last_terms.get("total", math.nan)
+        text = f"step {report.step}"
+        if self.target:
+            done = (report.step - self.start) / max(1, self.target - self.start)
+            bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
+            text = f"[{bar}] {report.step}/{self.target}"
+        text += f"  loss {total:.4f}  {self.speed:.1f} audio-s/s"
+        for event in report.events:
+            if event["kind"] in ("nonfinite_skip", "restored"):
+                print(f"\n{event['kind']} at step {event['step']}", flush=True)
+        if self.tty:
+            print("\r" + text, end="", flush=True)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print()
+
+
+# -- reconstruct and eval ---------------------------------------------------------------------
+
+
+def _load_model(run_dir: str, checkpoint: str | None, device: str):
+    import torch
+
+    from vqstudio.model import Codec
+    from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint
+    from vqstudio.train.runfolder import RunFolder
+    from vqstudio.train.trainer import pick_device
+
+    run = RunFolder(run_dir)
+    config = run.load_config()
+    path = Path(checkpoint) if checkpoint else latest_checkpoint(run.checkpoint_dir)
+    if path is None:
+        raise UserError(f"{run.path} has no checkpoint yet", "train it first: vqstudio train --run ...")
+    state = load_checkpoint(path)
+    dev = pick_device(device)
+    model = Codec(config.model)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise UserError(f"{path} does not fit the model in {run.config_path}",
+                        "use a checkpoint from this run folder") from None
+    model.to(dev).eval()
+    torch.set_grad_enabled(False)
+    return config, model, dev, int(state["step"])
+
+
+def _check_levels(levels: int | None, config) -> None:
+    if levels is not None and not 1 <= levels <= config.model.rvq_levels:
+        raise UserError(f"--levels {levels} is out of range",
+                        f"use 1..{config.model.rvq_levels} for this model")
+
+
+def _codec_roundtrip(model, wave, device, levels):
+    import torch
+
+    x = torch.from_numpy(wave).to(device).view(1, 1, -1)
+    return model(x, levels=levels).audio.float().view(-1).cpu().numpy()
+
+
+def cmd_reconstruct(args) -> int:
+    from vqstudio.audio.io import read_audio, write_audio
+
+    config, model, device, step = _load_model(args.run, args.checkpoint, args.device)
+    _check_levels(args.levels, config)
+    out = Path(args.output)
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise UserError(f"{out}: unsupported output format '{out.suffix}'", "write a .wav or .flac file")
+    sr = config.model.sample_rate
+    wave = read_audio(args.input, sr)
+    recon = _codec_roundtrip(model, wave, device, args.levels)
+    write_audio(out, recon, sr)
+    levels = args.levels or config.model.rvq_levels
+    print(f"Wrote {out} ({len(recon) / sr:.2f} s at {sr} Hz, step {step}, {levels} levels)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import numpy as np
+
+    from vqstudio.audio import metrics
+    from vqstudio.audio.corpus import scan_corpus
+    from vqstudio.audio.io import read_audio
+
+    config, model, device, step = _load_model(args.run, args.checkpoint, args.device)
+    _check_levels(args.levels, config)
+    sr = config.model.sample_rate
+    corpus = scan_corpus(args.data, sr)
+    for name, reason in corpus.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    rows, all_codes = [], []
+    for info in corpus.files:
+        wave = read_audio(info.path, sr, duration=args.max_seconds)
+        x = __import__("torch").from_numpy(wave).to(device).view(1, 1, -1)
+        out = model(x, levels=args.levels)
+        recon = out.audio.float().view(-1).cpu().numpy()
+        rows.append(metrics.evaluate_pair(wave, recon, sr))
+        all_codes.append(out.codes[0].cpu().numpy())
+    summary = metrics.aggregate(rows)
+    codes = np.concatenate(all_codes, axis=-1)
+    summary["codebook_entropy"] = metrics.codebook_entropy(codes, config.model.codebook_size)
+    summary["files"] = len(rows)
+    summary["step"] = step
+    summary["levels"] = args.levels or config.model.rvq_levels
+    print(format_eval_table(summary))
+    if args.json:
+        from vqstudio.train.runfolder import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(summary, indent=2, default=float) + "\n")
+    return 0
+
+
+def format_eval_table(summary: dict) -> str:
+    lines = [f"{'files':<22}{summary['files']}", f"{'step / levels':<22}{summary['step']} / {summary['levels']}"]
+    for key, label, unit in (
+        ("si_sdr_db", "SI-SDR", "dB"),
+        ("mel_distance", "mel distance", ""),
+        ("mrstft_distance", "MR-STFT distance", ""),
+        ("noise_floor_dbfs", "noise floor", "dBFS"),
+        ("pesq", "PESQ", ""),
+        ("stoi", "STOI", ""),
+    ):
+        if summary.get(key) is not None:
+            lines.append(f"{label:<22}{summary[key]:8.3f} {unit}")
+    for band, value in summary.get("band_error_db", {}).items():
+        lines.append(f"{'band error ' + band:<22}{value:8.2f} dB")
+    entropy = ", ".join(f"{e:.3f}" for e in summary["codebook_entropy"])
+    lines.append(f"{'codebook entropy':<22}{entropy}")
+    return "\n".join(lines)
+
+
+# -- app --------------------------------------------------------------------------------------
+
+
+def cmd_app(args) -> int:
+    try:
+        from vqstudio.app.main import run_app
+    except ImportError as exc:
+        raise UserError(f"the desktop app cannot start ({exc})",
+                        "install the project with `make run` or `pip install -e .`") from None
+    return run_app(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
