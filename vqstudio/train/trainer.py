@@ -117,8 +117,9 @@ class Trainer:
         sr = config.model.sample_rate
         data_dir = Path(config.data.path) if config.data.path else DEMO_DIR
         corpus = scan_corpus(data_dir, sr)
-        self.corpus_report = corpus.report()
+        self.corpus_report = corpus.report(config.data.segment_seconds)
         train_part, val_part = corpus.split(config.data.val_fraction, config.data.seed)
+        self.train_corpus, self.val_corpus = train_part, val_part
         segment = int(round(config.data.segment_seconds * sr))
         self.segment_samples = segment
         self.sampler = SegmentSampler(train_part, sr, segment, config.data.seed)

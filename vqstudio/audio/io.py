@@ -1,0 +1,412 @@
+"""Audio files in and out: checked reading (mono float32, any rate), polyphase resampling, and
+atomic WAV/FLAC writing.
+
+Reading goes through soundfile (libsndfile) in float32 blocks, mixed down to mono block by block,
+so a long file never sits in memory as multichannel float64 (MP3 is the exception: it is decoded
+in one float32 read, because libsndfile garbles MP3 reads that stop mid-frame).
+
+Every way a file can be unusable (missing, a folder, not audio, empty, NaN samples, an absurd
+sample rate, cut off mid-stream) ends in an :class:`~vqstudio.errors.AudioFileError` that names
+the file, the problem and a fix.
+
+Sample positions at a target rate are those of the whole file resampled with
+:func:`resample`; :func:`read_samples` reads any range of them without decoding the whole file
+(it decodes a margin around the range so the filter's edges fall outside it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from vqstudio.errors import AudioFileError
+
+READ_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+WRITE_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 1_000_000
+BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 256 KiB per channel in float32
+
+# scipy's resample_poly designs a Kaiser FIR whose half length is this many input periods of the
+# slower side; the read margin must cover it so a range read matches the whole-file resample.
+_RESAMPLE_HALF_TAPS = 10
+_FIX_REEXPORT = "re-export or re-copy the file, or remove it from the folder"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the header of an audio file says, after sanity checks. ``duration`` is in seconds."""
+
+    path: str
+    sample_rate: int
+    frames: int
+    channels: int
+    duration: float
+    format: str
+
+
+# -- header checks ------------------------------------------------------------------------------
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Open ``path``'s header and check it: exists, is a readable audio file, has frames, has a
+    plausible sample rate, and (WAV/AIFF) holds as many bytes as its header declares.
+
+    Samples are not decoded; :func:`check_audio` also decodes them all.
+    """
+    path = Path(path)
+    _check_is_readable_file(path)
+    try:
+        header = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise _open_error(path, error) from None
+    if not MIN_SAMPLE_RATE <= header.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioFileError(
+            path,
+            f"its header declares a sample rate of {header.samplerate} Hz, outside the plausible "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz (the header is likely damaged)",
+            _FIX_REEXPORT,
+        )
+    if header.channels < 1:
+        raise AudioFileError(path, "its header declares no channels", _FIX_REEXPORT)
+    if header.frames <= 0:
+        raise AudioFileError(
+            path,
+            "holds no audio frames (it is empty, or was cut off before its first full page)",
+            _FIX_REEXPORT,
+        )
+    missing = _missing_data_bytes(path, header.format)
+    if missing:
+        raise AudioFileError(
+            path,
+            f"is truncated: {missing} bytes of audio declared in its header are missing "
+            f"(about {header.duration:.2f} s are present)",
+            "an interrupted copy or download cuts files short; " + _FIX_REEXPORT,
+        )
+    return AudioInfo(
+        path=str(path),
+        sample_rate=int(header.samplerate),
+        frames=int(header.frames),
+        channels=int(header.channels),
+        duration=header.frames / header.samplerate,
+        format=str(header.format),
+    )
+
+
+def _check_is_readable_file(path: Path) -> None:
+    if not path.exists():
+        what = "is a link to a file that does not exist" if path.is_symlink() else "does not exist"
+        raise AudioFileError(path, what, "check the path and that the drive is mounted")
+    if path.is_dir():
+        raise AudioFileError(
+            path, "is a folder, not an audio file", "pick the audio files inside it"
+        )
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        # opening a pipe or device would block or read forever
+        raise AudioFileError(
+            path, "is not a regular file (a pipe or a device)", "copy the audio into a file"
+        )
+    if not os.access(path, os.R_OK):
+        raise AudioFileError(
+            path, "cannot be read: permission denied", "give your user read access to it"
+        )
+    if path.stat().st_size == 0:
+        raise AudioFileError(path, "is empty (0 bytes)", _FIX_REEXPORT)
+
+
+def _open_error(path: Path, error: Exception) -> AudioFileError:
+    detail = str(error).split(": ", 1)[-1] if str(error) else type(error).__name__
+    if "not recognised" in detail or "unknown format" in detail.lower():
+        return AudioFileError(
+            path,
+            "is not an audio file soundfile can read (it may be another kind of file renamed)",
+            "convert it to WAV or FLAC, or remove it from the folder",
+        )
+    if "malformed" in detail:
+        return AudioFileError(
+            path,
+            "is damaged or cut off: its format is recognised but its contents cannot be parsed",
+            _FIX_REEXPORT,
+        )
+    return AudioFileError(path, f"cannot be opened ({detail})", _FIX_REEXPORT)
+
+
+def _missing_data_bytes(path: Path, fmt: str) -> int:
+    """Bytes of sample data a WAV/AIFF header declares beyond the end of the file; 0 if none.
+
+    libsndfile quietly shortens such files to what is present, so a cut-off copy would otherwise
+    look like a shorter, healthy recording.
+    """
+    if fmt not in ("WAV", "WAVEX", "AIFF"):
+        return 0
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            order, data_id, skip = "<I", b"data", 0
+        elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            order, data_id, skip = ">I", b"SSND", 8  # SSND starts with offset and block size
+        else:
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            (length,) = struct.unpack(order, chunk[4:8])
+            if chunk[:4] == data_id:
+                if length in (0, 0xFFFFFFFF):  # streaming writers leave the size unset
+                    return 0
+                missing = (length - skip) - (size - pos - 8 - skip)
+                # a writer's stray pad byte is harmless; a missing frame (up to 32 bytes) is not
+                return missing if missing >= 32 else 0
+            pos += 8 + length + (length & 1)
+    return 0
+
+
+# -- decoding -----------------------------------------------------------------------------------
+
+
+def _mono_blocks(info: AudioInfo, first: int, count: int) -> Iterator[np.ndarray]:
+    """Decode ``count`` frames from frame ``first`` as mono float32 blocks ``[n]``, checking that
+    every sample is finite and that the file delivers all the frames it declared."""
+    path = Path(info.path)
+    done = 0
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            for block in _raw_blocks(fh, info.format, first, count):
+                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+                if not np.isfinite(mono).all():
+                    at = (first + done + int(np.argmin(np.isfinite(mono)))) / info.sample_rate
+                    raise AudioFileError(
+                        path,
+                        f"contains NaN or infinite samples (first at {at:.3f} s)",
+                        "re-export it from the tool that made it, clipping or replacing bad "
+                        "samples",
+                    )
+                done += len(mono)
+                yield mono
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise AudioFileError(
+            path,
+            f"could not be decoded past {(first + done) / info.sample_rate:.2f} s ({error}); "
+            "the file looks truncated or corrupt",
+            _FIX_REEXPORT,
+        ) from None
+    if done < count:
+        raise AudioFileError(
+            path,
+            f"is truncated: its header declares {info.duration:.2f} s but the audio ends at "
+            f"{(first + done) / info.sample_rate:.2f} s",
+            _FIX_REEXPORT,
+        )
+
+
+def _raw_blocks(fh: sf.SoundFile, fmt: str, first: int, count: int) -> Iterator[np.ndarray]:
+    """Float32 ``[n, C]`` blocks of frames ``first .. first + count``."""
+    if fmt == "MP3":
+        # libsndfile 1.2's MP3 decoder garbles samples after a read that stops mid-frame (zeros
+        # and glitches at every block boundary), and its seek is frame-accurate only; one read
+        # from the start is exact, at the cost of holding frames 0 .. first + count at once.
+        yield fh.read(first + count, dtype="float32", always_2d=True)[first:]
+        return
+    if first:
+        fh.seek(first)
+    yield from fh.blocks(BLOCK_FRAMES, frames=count, dtype="float32", always_2d=True)
+
+
+def _decode(info: AudioInfo, first: int, count: int) -> np.ndarray:
+    """Mono float32 ``[count]`` of frames ``first .. first + count`` at the file's own rate."""
+    out = np.empty(count, dtype=np.float32)
+    if count == 0:
+        return out
+    filled = 0
+    for mono in _mono_blocks(info, first, count):
+        out[filled : filled + len(mono)] = mono
+        filled += len(mono)
+    return out
+
+
+def check_audio(path: str | os.PathLike) -> AudioInfo:
+    """:func:`audio_info` plus a full decode (block by block, nothing kept) that finds NaN/Inf
+    samples and files cut off mid-stream. Raises AudioFileError."""
+    info = audio_info(path)
+    for _ in _mono_blocks(info, 0, info.frames):
+        pass
+    return info
+
+
+# -- resampling ---------------------------------------------------------------------------------
+
+
+def _ratio(from_rate: int, to_rate: int) -> tuple[int, int]:
+    """(up, down): the resampling ratio in lowest terms."""
+    g = math.gcd(int(from_rate), int(to_rate))
+    return int(to_rate) // g, int(from_rate) // g
+
+
+def resampled_length(frames: int, from_rate: int, to_rate: int) -> int:
+    """Samples in ``frames`` frames at ``from_rate`` once resampled to ``to_rate``."""
+    up, down = _ratio(from_rate, to_rate)
+    return -(-frames * up // down)
+
+
+def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (``[T]`` or ``[C, T]``), float32 out.
+
+    The rates are reduced by their gcd (44100 -> 24000 is up 80, down 147) and scipy's
+    ``resample_poly`` applies a Kaiser-windowed low-pass at the lower Nyquist, so content above
+    it is removed rather than folded back.
+    """
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    wave = np.asarray(wave, dtype=np.float32)
+    up, down = _ratio(from_rate, to_rate)
+    if up == down:
+        return wave.copy()
+    return resample_poly(wave, up, down, axis=-1).astype(np.float32, copy=False)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def read_samples(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    first: int = 0,
+    count: int | None = None,
+    *,
+    info: AudioInfo | None = None,
+) -> np.ndarray:
+    """Mono float32 ``[count]``: samples ``first .. first + count`` of the file at ``sample_rate``
+    (its own rate if None), as they are in the whole file resampled; shorter at the file's end.
+
+    Only the frames needed (plus the resampling filter's reach) are decoded. Pass ``info`` from
+    an earlier :func:`audio_info` to skip re-reading the header.
+    """
+    info = info or audio_info(path)
+    rate = int(sample_rate or info.sample_rate)
+    if rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {rate}")
+    total = resampled_length(info.frames, info.sample_rate, rate)
+    if first < 0 or first >= total:
+        raise AudioFileError(
+            info.path,
+            f"has no audio at {first / rate:.3f} s (it lasts {info.duration:.3f} s)",
+            "choose a start inside the file",
+        )
+    count = total - first if count is None else max(0, min(int(count), total - first))
+    if rate == info.sample_rate:
+        return _decode(info, first, count)
+    up, down = _ratio(info.sample_rate, rate)
+    if first == 0 and count == total:
+        return resample(_decode(info, 0, info.frames), info.sample_rate, rate)
+    # Start on an output sample that falls exactly on an input frame (a multiple of `up`), so the
+    # chunk's resampled grid coincides with the whole file's; widen by the filter's reach.
+    reach = -(-_RESAMPLE_HALF_TAPS * max(up, down) // down) + 1
+    lo = max(0, first - reach) // up * up
+    hi = min(total, first + count + reach)
+    in_first = lo // up * down
+    in_stop = min(info.frames, -(-hi * down // up))
+    chunk = resample(_decode(info, in_first, in_stop - in_first), info.sample_rate, rate)
+    return np.ascontiguousarray(chunk[first - lo : first - lo + count])
+
+
+def read_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Mono float32 ``[T]`` at ``sample_rate`` (the file's own rate if None), from ``start``
+    seconds for ``duration`` seconds (to the end if None). Raises AudioFileError."""
+    info = audio_info(path)
+    rate = int(sample_rate or info.sample_rate)
+    first = int(round(start * rate))
+    count = None if duration is None else int(round(duration * rate))
+    return read_samples(path, rate, first, count, info=info)
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> None:
+    """Write ``wave`` (``[T]`` or ``[C, T]``, float, nominally within [-1, 1]) as WAV (32-bit
+    float) or FLAC (24-bit, clipped to [-1, 1]) by the suffix of ``path``.
+
+    The file is written beside its destination under a hidden temporary name, flushed, fsynced
+    and renamed over it: a failure leaves any earlier file untouched and no partial file behind.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        raise AudioFileError(
+            path,
+            f"cannot be written: '{suffix or 'no suffix'}' is not a format we write",
+            "use .wav or .flac",
+        )
+    fmt, subtype = WRITE_FORMATS[suffix]
+    data = np.asarray(wave, dtype=np.float32)
+    if data.ndim not in (1, 2) or data.size == 0:
+        raise AudioFileError(
+            path, f"cannot be written: expected audio [T] or [C, T], got shape {data.shape}"
+        )
+    if not np.isfinite(data).all():
+        raise AudioFileError(
+            path,
+            "was not written: the audio contains NaN or infinite samples",
+            "check the model's output",
+        )
+    if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+        raise AudioFileError(path, f"cannot be written at a sample rate of {sample_rate} Hz")
+    frames = data.T if data.ndim == 2 else data  # soundfile wants [T, C]
+    if subtype.startswith("PCM"):
+        frames = np.clip(frames, -1.0, 1.0)
+
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+        sf.write(tmp, frames, int(sample_rate), format=fmt, subtype=subtype)
+        with open(tmp, "rb+") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(path.parent)
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise AudioFileError(
+            path,
+            f"could not be written ({error})",
+            "check that the folder is writable, has free space, and that the rate and channel "
+            "count suit the format",
+        ) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some systems cannot open a folder for this, which is harmless."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
