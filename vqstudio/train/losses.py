@@ -1,0 +1,251 @@
+"""The loss terms of a training step, each a named scalar, and their weighted total.
+
+:class:`LossSuite` turns a :class:`~vqstudio.model.codec.CodecOutput` and the target waveform into
+a flat dict keyed by the names in ``config.loss.term_names()``:
+
+- ``waveform_mse``            mean squared error of the waveforms
+- ``codebook``, ``commitment`` the quantizer's own losses, passed through
+- ``mel_l1/<n_fft>``          L1 between normalised mel spectrograms, one per configured scale
+                              (hop ``n_fft // 4``), normalised by ``config.loss.mel_norm``
+- ``mrstft``                  multi-resolution STFT loss: spectral convergence + log magnitude
+- ``adversarial``, ``feature_matching``  only when ``config.loss.adversarial`` is on
+
+plus logged parts that carry no weight: ``mrstft/sc``, ``mrstft/logmag`` (so ``mrstft`` is their
+sum) and ``mel/tanh_saturation``, the share of the *target's* mel bins (all scales) whose tanh sits
+in saturation. It is reported whatever ``mel_norm`` is: under ``tanh`` it says how much of the
+target the loss cannot see; under the others, how much it would lose by switching.
+
+The weights live outside, keyed by the same names; :func:`total` applies them.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vqstudio.audio.spectral import TANH_SATURATION, MelSpectrogram, StftParams, normalize_mel
+from vqstudio.config import Config
+from vqstudio.errors import ConfigError
+from vqstudio.train.discriminators import (
+    Discriminators,
+    discriminator_adversarial_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+
+MRSTFT_EPS = 1e-8  # floor on the squared magnitude, as auraloss: |X| >= 1e-4
+
+
+class MultiResolutionStftLoss(nn.Module):
+    """Spectral convergence + log-magnitude L1, averaged over resolutions.
+
+    Defined to agree with auraloss's ``MultiResolutionSTFTLoss`` (default settings) on the same
+    sizes: periodic Hann window of ``win_length`` centred in ``n_fft``; centred frames with reflect
+    padding; magnitude ``sqrt(max(re^2 + im^2, 1e-8))``; spectral convergence
+    ``||Y - X||_F / ||Y||_F`` over the whole batch at once (not per example); log magnitude the mean
+    absolute difference of *natural* logs; each resolution's loss is ``sc + logmag`` and the result
+    is the mean over resolutions. Input and target are ``[B, 1, T]``.
+    """
+
+    def __init__(self, fft_sizes: list[int], hops: list[int], win_lengths: list[int]):
+        super().__init__()
+        self.resolutions = [
+            StftParams(n, h, w, window="hann", padding="center")
+            for n, h, w in zip(fft_sizes, hops, win_lengths, strict=True)
+        ]
+
+    def _magnitude(self, stft: StftParams, wave: torch.Tensor) -> torch.Tensor:
+        spec = stft.stft(wave.reshape(-1, wave.shape[-1]))
+        return (spec.real**2 + spec.imag**2).clamp(min=MRSTFT_EPS).sqrt()
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, 1, T]`` x 2 -> (spectral convergence, log magnitude), means over resolutions."""
+        sc, logmag = [], []
+        for stft in self.resolutions:
+            x = self._magnitude(stft, fake)
+            y = self._magnitude(stft, real)
+            sc.append(torch.linalg.vector_norm(y - x) / torch.linalg.vector_norm(y))
+            logmag.append((x.log() - y.log()).abs().mean())
+        return torch.stack(sc).mean(), torch.stack(logmag).mean()
+
+
+class MelLoss(nn.Module):
+    """L1 between normalised mel spectrograms at one scale (hop ``n_fft // 4``)."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        n_mels: int,
+        norm: str,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        scale: str = "slaney",
+    ):
+        super().__init__()
+        self.n_fft = n_fft
+        self.norm = norm
+        stft = StftParams(n_fft, n_fft // 4, window="hann", padding="center")
+        self.mel = MelSpectrogram(sample_rate, stft, n_mels, fmin, fmax, scale)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, 1, T]`` x 2 -> (L1 loss, the target's linear mel ``[B, n_mels, frames]``)."""
+        fake_mel = self.mel(fake[:, 0])
+        with torch.no_grad():
+            real_mel = self.mel(real[:, 0])
+        fake_norm = normalize_mel(fake_mel, self.norm)
+        return (fake_norm - normalize_mel(real_mel, self.norm)).abs().mean(), real_mel
+
+
+class LossSuite(nn.Module):
+    """Every loss term of the configuration; see the module docstring for the names.
+
+    When ``config.loss.adversarial`` is on, ``self.discriminators`` holds the discriminators; give
+    :meth:`discriminator_parameters` to their own optimizer (this module has no other parameters).
+    """
+
+    def __init__(self, config: Config):
+        super().__init__()
+        loss = config.loss
+        self.term_names = loss.term_names()
+        self.mel_losses = nn.ModuleList(
+            [
+                MelLoss(
+                    config.model.sample_rate,
+                    n_fft,
+                    n_mels,
+                    loss.mel_norm,
+                    loss.mel_fmin,
+                    loss.mel_fmax or None,
+                    loss.mel_scale,
+                )
+                for n_fft, n_mels in zip(loss.mel_scales, loss.mel_bins, strict=True)
+            ]
+        )
+        self.mrstft = MultiResolutionStftLoss(
+            loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths
+        )
+        self.discriminators = (
+            Discriminators(loss.discriminator_periods, loss.discriminator_fft_sizes)
+            if loss.adversarial
+            else None
+        )
+        ffts = list(loss.mel_scales) + list(loss.mrstft_fft_sizes)
+        ffts += list(loss.discriminator_fft_sizes) if loss.adversarial else []
+        # torch.stft's reflect padding needs more than n_fft // 2 samples.
+        self.min_samples = max(ffts, default=0) // 2 + 1
+
+    def terms(self, out, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term and logged part for ``out`` (a CodecOutput) against ``target`` ``[B, 1, T]``.
+
+        Each value is a scalar tensor; weighted terms keep their graph, logged parts are detached.
+        """
+        fake = out.audio
+        if fake.shape != target.shape:
+            raise ValueError(f"reconstruction {tuple(fake.shape)} != target {tuple(target.shape)}")
+        self._check_length(target.shape[-1])
+        terms: dict[str, torch.Tensor] = {}
+        # Spectra and logs in float32 even under bf16 autocast: log and norms lose too much in bf16.
+        with torch.autocast(fake.device.type, enabled=False):
+            fake32, real32 = fake.float(), target.float()
+            terms["waveform_mse"] = F.mse_loss(fake32, real32)
+            terms["codebook"] = out.codebook_loss
+            terms["commitment"] = out.commitment_loss
+            saturated = []
+            for mel_loss in self.mel_losses:
+                terms[f"mel_l1/{mel_loss.n_fft}"], real_mel = mel_loss(fake32, real32)
+                saturated.append((torch.tanh(real_mel).abs() > TANH_SATURATION).float().mean())
+            sc, logmag = self.mrstft(fake32, real32)
+            terms["mrstft"] = sc + logmag
+        if self.discriminators is not None:
+            with _frozen(self.discriminators):
+                with torch.no_grad():
+                    real_judged = self.discriminators(target)
+                fake_judged = self.discriminators(fake)
+            terms["adversarial"] = generator_adversarial_loss(fake_judged)
+            terms["feature_matching"] = feature_matching_loss(real_judged, fake_judged)
+        terms["mrstft/sc"] = sc.detach()
+        terms["mrstft/logmag"] = logmag.detach()
+        if saturated:
+            terms["mel/tanh_saturation"] = torch.stack(saturated).mean()
+        return terms
+
+    def logged_parts(self) -> list[str]:
+        """Names of the unweighted parts :meth:`terms` reports beside the terms (metric columns)."""
+        parts = ["mrstft/sc", "mrstft/logmag"]
+        return parts + (["mel/tanh_saturation"] if len(self.mel_losses) else [])
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """The discriminators' parameters (empty when loss.adversarial is off)."""
+        return [] if self.discriminators is None else list(self.discriminators.parameters())
+
+    def discriminator_state_dict(self) -> dict[str, torch.Tensor]:
+        """The discriminators' weights, for checkpoints (empty when loss.adversarial is off)."""
+        return {} if self.discriminators is None else self.discriminators.state_dict()
+
+    def load_discriminator_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        if self.discriminators is not None:
+            self.discriminators.load_state_dict(state)
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Least-squares loss of the discriminators on ``real`` and ``fake`` ``[B, 1, T]``.
+
+        ``fake`` is detached here, so the codec never receives this loss's gradient.
+        """
+        if self.discriminators is None:
+            raise ConfigError(
+                "the discriminator loss was asked for but loss.adversarial is off",
+                "set loss.adversarial = true",
+            )
+        self._check_length(real.shape[-1])
+        return discriminator_adversarial_loss(
+            self.discriminators(real), self.discriminators(fake.detach())
+        )
+
+    def _check_length(self, samples: int) -> None:
+        if samples < self.min_samples:
+            raise ConfigError(
+                f"training segments of {samples} samples are too short for the loss FFT sizes "
+                f"(need at least {self.min_samples})",
+                "lengthen data.segment_seconds or use smaller loss.mel_scales / mrstft_fft_sizes",
+            )
+
+
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` without recording gradients for its parameters (they still flow to inputs).
+
+    The generator's adversarial terms must not leave gradients in the discriminators, and skipping
+    them saves their cost.
+    """
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """``sum(weights[n] * terms[n])`` over the weighted names; logged parts carry no weight.
+
+    A name weighted above zero but missing from ``terms`` is an error (a typo would otherwise drop
+    the term silently); a zero weight on a missing term is ignored.
+    """
+    result = None
+    for name, weight in weights.items():
+        if name not in terms:
+            if weight:
+                raise KeyError(f"loss weight '{name}' has no term; terms are {sorted(terms)}")
+            continue
+        part = float(weight) * terms[name]
+        result = part if result is None else result + part
+    if result is None:
+        raise ValueError("no loss term is weighted")
+    return result
