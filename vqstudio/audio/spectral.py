@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from vqstudio.errors import ConfigError
 
 WINDOW_NAMES = ("hann", "hamming", "blackman", "rect")
-_TINY = 1e-10
+_WINDOW_CACHE: dict[tuple, torch.Tensor] = {}
 
 
 # -- windows and the overlap-add conditions ---------------------------------------------------
@@ -115,8 +115,14 @@ class StftParams:
         return check_cola(window_array(self.window, self.win), self.hop)
 
     def window_tensor(self, device=None, dtype=torch.float32) -> torch.Tensor:
-        w = torch.from_numpy(window_array(self.window, self.win)).to(dtype)
-        return w.to(device) if device is not None else w
+        # Cached per device: building it from numpy and copying it over on every call would put
+        # a host-to-device transfer on the training hot path.
+        key = (self.window, self.win, str(device), dtype)
+        w = _WINDOW_CACHE.get(key)
+        if w is None:
+            w = torch.from_numpy(window_array(self.window, self.win)).to(dtype)
+            w = _WINDOW_CACHE[key] = w.to(device) if device is not None else w
+        return w
 
     def num_frames(self, length: int) -> int:
         if self.padding == "center":
