@@ -28,6 +28,7 @@ PADDINGS = ("center", "same")
 SCHEDULES = ("constant", "cosine", "exponential")
 BALANCERS = ("static", "shares")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+ACTIVATIONS = ("elu", "silu")
 
 
 @dataclass
@@ -48,6 +49,9 @@ class ModelConfig:
     sample_rate: int = 24000
     encoder_channels: int = 32  # channels after the stem; doubled after every stride
     encoder_ratios: list[int] = field(default_factory=lambda: [2, 4, 5, 6])
+    encoder_dilations: list[int] = field(default_factory=lambda: [1, 3, 9])  # residual units per stride
+    activation: str = "elu"
+    weight_norm: bool = False
     latent_dim: int = 64
     rvq_levels: int = 4
     codebook_size: int = 256
@@ -236,6 +240,9 @@ class Config:
             bad("model.quantizer_dropout must be within 0..1", "use e.g. 0.5")
         if not 0 < m.ema_decay < 1:
             bad("model.ema_decay must be within (0, 1)", "use e.g. 0.99")
+        if any(d < 1 for d in m.encoder_dilations):
+            bad("model.encoder_dilations must be positive (or an empty list)", "e.g. [1, 3, 9]")
+        _choice(source, "model.activation", m.activation, ACTIVATIONS)
         _choice(source, "model.window", m.window, WINDOWS)
         _choice(source, "model.padding", m.padding, PADDINGS)
         _choice(source, "loss.mel_norm", l.mel_norm, MEL_NORMS)

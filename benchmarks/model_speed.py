@@ -1,0 +1,133 @@
+"""Model speed per preset: parameter count, training throughput and inference real-time factor.
+
+    python benchmarks/model_speed.py                      # every preset, CPU (+ CUDA if present)
+    python benchmarks/model_speed.py --preset tiny-cpu --device cpu --steps 10
+
+Training: forward + backward + AdamW step on a batch shaped as the preset says (batch_size x
+segment_seconds), with a stand-in objective (L1 on the waveform + codebook + commitment) so the
+figure measures the model alone, not the losses module. Reported in audio-seconds per second.
+Inference: encode + decode of 10 s of audio without gradients, as a real-time factor
+(seconds of compute per second of audio; below 1 is faster than real time).
+On CUDA both run under bf16 autocast. Torch uses all CPU cores. Figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vqstudio.config import load_preset, preset_names  # noqa: E402
+from vqstudio.model import Codec  # noqa: E402
+
+INFERENCE_SECONDS = 10.0
+
+
+def _signal(batch: int, samples: int, sample_rate: int, device) -> torch.Tensor:
+    """Harmonic tones in noise: enough structure that the codes are not all alike."""
+    t = torch.arange(samples, device=device) / sample_rate
+    f0 = 110.0 * 2 ** torch.rand(batch, 1, 1, device=device) * 2
+    tones = sum(torch.sin(2 * torch.pi * f0 * h * t) / h for h in range(1, 6))
+    return 0.2 * tones + 0.01 * torch.randn(batch, 1, samples, device=device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_speed(model: Codec, batch: torch.Tensor, warmup: int, steps: int, amp: bool) -> float:
+    """Audio-seconds per second of forward + backward + optimizer step."""
+    device = batch.device
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(batch)
+        loss = (out.audio.float() - batch).abs().mean() + out.codebook_loss + 0.25 * out.commitment_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return steps * batch.shape[0] * batch.shape[-1] / model.sample_rate / seconds
+
+
+@torch.inference_mode()
+def inference_rtf(model: Codec, wave: torch.Tensor, repeats: int, amp: bool) -> float:
+    """Seconds of compute per second of audio for encode + decode."""
+    device = wave.device
+    model.eval()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        model.decode(model.encode(wave), length=wave.shape[-1])  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.decode(model.encode(wave), length=wave.shape[-1])
+        _sync(device)
+    seconds = (time.perf_counter() - start) / repeats
+    return seconds / (wave.shape[-1] / model.sample_rate)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", action="append", help="preset name (repeatable; default all)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    devices = []
+    if args.device in ("cpu", "all"):
+        devices.append(torch.device("cpu"))
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    names = args.preset or preset_names()
+    print(f"torch {torch.__version__}, {args.threads} CPU threads, "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA'}")
+    header = (f"{'preset':<14} {'device':<6} {'params':>9} {'batch':>10} {'train a-s/s':>12} "
+              f"{'infer RTF':>10} {'x realtime':>11}")
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        config = load_preset(name)
+        m, d = config.model, config.data
+        segment = int(round(d.segment_seconds * m.sample_rate))
+        for device in devices:
+            torch.manual_seed(0)
+            model = Codec(m).to(device)
+            amp = device.type == "cuda"
+            # Big presets on the CPU: fewer steps, the figure is what matters, not its decimals.
+            big = device.type == "cpu" and model.parameter_count() > 10e6
+            steps, warmup = (max(2, args.steps // 5), 1) if big else (args.steps, args.warmup)
+            batch = _signal(d.batch_size, segment, m.sample_rate, device)
+            train = train_speed(model, batch, warmup, steps, amp)
+            wave = _signal(1, int(INFERENCE_SECONDS * m.sample_rate), m.sample_rate, device)
+            rtf = inference_rtf(model, wave, repeats=3 if device.type == "cuda" else 1, amp=amp)
+            print(
+                f"{name:<14} {device.type:<6} {model.parameter_count() / 1e6:>8.2f}M "
+                f"{d.batch_size:>3} x {d.segment_seconds:<4g}s {train:>12.1f} {rtf:>10.4f} "
+                f"{1 / rtf:>10.1f}x",
+                flush=True,
+            )
+            del model, batch, wave
+
+
+if __name__ == "__main__":
+    main()

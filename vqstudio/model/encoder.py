@@ -1,0 +1,108 @@
+"""The encoder: waveform ``[B, 1, T]`` -> latent frames ``[B, latent_dim, N]``, ``N = ceil(T / hop)``.
+
+A stem convolution, then one block per stride in ``model.encoder_ratios``: dilated residual units
+at the block's input rate, then a strided convolution that doubles the channels. Plain ELU or SiLU
+activations (no snake) keep it fast on a CPU; weight norm is optional.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vqstudio.config import ModelConfig
+from vqstudio.errors import ConfigError
+
+
+def make_activation(name: str) -> nn.Module:
+    """``"elu"`` or ``"silu"`` as a module."""
+    if name == "elu":
+        return nn.ELU()
+    if name == "silu":
+        return nn.SiLU()
+    raise ConfigError(f"model.activation = {name!r} is unknown", "use 'elu' or 'silu'")
+
+
+def conv1d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    padding: int = 0,
+    weight_norm: bool = False,
+) -> nn.Module:
+    conv = nn.Conv1d(
+        in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, padding=padding
+    )
+    if weight_norm:
+        conv = nn.utils.parametrizations.weight_norm(conv)
+    return conv
+
+
+class ResidualUnit(nn.Module):
+    """``x + conv1x1(act(dilated_conv7(act(x))))`` at constant length: ``[B, C, L]`` -> ``[B, C, L]``."""
+
+    def __init__(self, channels: int, dilation: int, activation: str, weight_norm: bool):
+        super().__init__()
+        self.body = nn.Sequential(
+            make_activation(activation),
+            conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation,
+                   weight_norm=weight_norm),
+            make_activation(activation),
+            conv1d(channels, channels, 1, weight_norm=weight_norm),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Downsample(nn.Module):
+    """Strided convolution, kernel ``2 * stride``: ``[B, C_in, L]`` -> ``[B, C_out, L / stride]``.
+
+    ``L`` must be a multiple of ``stride``; the ``stride`` samples of padding are split so that
+    every output frame sees its own ``stride`` inputs and half a stride either side.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, activation: str, weight_norm: bool
+    ):
+        super().__init__()
+        self.pad = (stride // 2, stride - stride // 2)
+        self.act = make_activation(activation)
+        self.conv = conv1d(in_channels, out_channels, 2 * stride, stride=stride, weight_norm=weight_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(self.act(x), self.pad))
+
+
+class Encoder(nn.Module):
+    """Waveform ``[B, 1, T]`` -> latent ``[B, latent_dim, ceil(T / hop)]``.
+
+    Inputs of any length are zero-padded at the end to a multiple of ``hop`` first.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        wn = config.weight_norm
+        act = config.activation
+        self.hop = math.prod(config.encoder_ratios)
+        channels = config.encoder_channels
+        layers: list[nn.Module] = [conv1d(1, channels, 7, padding=3, weight_norm=wn)]
+        for stride in config.encoder_ratios:
+            layers += [ResidualUnit(channels, d, act, wn) for d in config.encoder_dilations]
+            layers.append(Downsample(channels, 2 * channels, stride, act, wn))
+            channels *= 2
+        layers.append(make_activation(act))
+        layers.append(conv1d(channels, config.latent_dim, 3, padding=1, weight_norm=wn))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        extra = -wave.shape[-1] % self.hop
+        if extra:
+            wave = F.pad(wave, (0, extra))
+        return self.layers(wave)

@@ -1,0 +1,41 @@
+"""Output heads: frame features -> waveform.
+
+:class:`ISTFTHead` predicts a log-magnitude and a phase per frequency bin and frame, builds the
+complex spectrum and inverts it with the project's one STFT object
+(:class:`vqstudio.audio.spectral.StftParams`), so synthesis can never drift from the analysis the
+losses use. All of it runs in float32, even under autocast: the exponential and the overlap-add
+are where bf16 would be audible.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vqstudio.audio.spectral import StftParams
+
+
+class ISTFTHead(nn.Module):
+    """Features ``[B, dim, N]`` -> waveform ``[B, 1, N * hop]``.
+
+    With ``padding="same"`` the ``N`` feature frames are the ``N`` STFT frames. With
+    ``padding="center"`` the inverse STFT needs ``N + 1`` frames for ``N * hop`` samples (frame
+    ``i`` is centred on sample ``i * hop``, between feature frames ``i - 1`` and ``i``), so the
+    projection is a kernel-2 convolution that mixes those two neighbours.
+    """
+
+    def __init__(self, dim: int, stft: StftParams, log_magnitude_clip: float):
+        super().__init__()
+        self.stft = stft
+        self.log_magnitude_clip = log_magnitude_clip
+        kernel = 2 if stft.padding == "center" else 1
+        self.proj = nn.Conv1d(dim, 2 * stft.n_bins, kernel, padding=kernel - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        with torch.autocast(x.device.type, enabled=False):
+            logmag, phase = self.proj(x.float()).chunk(2, dim=1)  # [B, n_bins, frames] each
+            magnitude = torch.exp(logmag.clamp(max=self.log_magnitude_clip))
+            spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+            wave = self.stft.istft(spec, n * self.stft.hop)
+        return wave.unsqueeze(1)
