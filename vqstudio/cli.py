@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train (or resume) a run headless")
     p.add_argument("--preset", default=None, help="preset name (default tiny-cpu); see `presets`")
     p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
-    p.add_argument("--run", required=True, help="run folder; an existing run is resumed")
+    # --run-dir is the same option under another name: torchrun's own parser claims any
+    # argument that starts like its --run-path, so `torchrun ... -m vqstudio train --run` fails.
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="run folder; an existing run is resumed (use --run-dir under torchrun)")
     p.add_argument("--steps", type=int, default=None, help="train until this global step")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.lr=1e-4 (repeatable)")

@@ -195,6 +195,11 @@ class Config:
         items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
         for dotted, value in items:
             _set_dotted(raw, dotted, value)
+        # New mel scales make the old scales' weights meaningless: drop them (new ones default).
+        scales = {f"mel_l1/{n}" for n in raw["loss"]["mel_scales"]}
+        weights = raw["loss"]["weights"]
+        for name in [k for k in weights if k.startswith("mel_l1/") and k not in scales]:
+            del weights[name]
         return Config.from_dict(raw, source="override")
 
     # -- validation ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +93,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint", "check the path or the run folder")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on crafted files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it asks for {found.group(1)}" if found else "unsafe content"
         raise CheckpointError(
-            f"{path}: refused — the file holds objects that would run code when loaded ({first[:120]})",
+            f"{path}: refused — the file holds objects that would run code when loaded ({what})",
             "only load checkpoints that VQ Studio wrote; this one may have been tampered with",
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:

@@ -1,0 +1,83 @@
+"""Test helpers: small real audio corpora on disk and a tiny, fast model configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A model small enough that a training step takes milliseconds on one core.
+TINY = [
+    "model.encoder_channels=4",
+    "model.encoder_ratios=[2,4,5,6]",
+    "model.hop=240",
+    "model.n_fft=960",
+    "model.latent_dim=16",
+    "model.codebook_dim=16",
+    "model.rvq_levels=2",
+    "model.codebook_size=32",
+    "model.decoder_dim=32",
+    "model.decoder_conv_blocks=1",
+    "model.attention_blocks=1",
+    "model.attention_heads=2",
+    "data.batch_size=2",
+    "data.segment_seconds=0.25",
+    "loss.mel_scales=[256,512]",
+    "loss.mel_bins=[32,48]",
+    "loss.mrstft_fft_sizes=[256,512]",
+    "loss.mrstft_hops=[64,128]",
+    "loss.mrstft_win_lengths=[256,512]",
+    "train.log_every=1",
+    "train.warmup_steps=0",
+    "train.heavy_every=5",
+    "train.validate_every=0",
+    "train.checkpoint_every=1000",
+    "loss.grad_share_every=0",
+    "train.cpu_threads=1",
+]
+
+
+def write_corpus(folder: Path, files: int = 3, seconds: float = 1.0, sr: int = 24000,
+                 seed: int = 0) -> Path:
+    """Write a few real audio files: tones with vibrato, noise bursts and silent gaps."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    for i in range(files):
+        f0 = 110.0 * (i + 2)
+        tone = 0.3 * np.sin(2 * np.pi * f0 * t + 2.0 * np.sin(2 * np.pi * 5 * t))
+        tone += 0.1 * np.sin(2 * np.pi * 3 * f0 * t)
+        burst = rng.normal(0, 0.05, t.size) * (np.sin(2 * np.pi * 2 * t) > 0.7)
+        wave = (tone + burst) * (np.sin(2 * np.pi * 1.5 * t) > -0.5)  # silent gaps
+        suffix = ".wav" if i % 2 == 0 else ".flac"
+        sf.write(folder / f"clip{i}{suffix}", wave.astype(np.float32), sr)
+    return folder
+
+
+def tiny_config(data: Path, extra: list[str] | None = None):
+    from vqstudio.config import load_preset
+
+    return load_preset("tiny-cpu", TINY + [f'data.path="{data}"'] + list(extra or []))
+
+
+def run_cli(*args: str, timeout: float = 180, env: dict | None = None, **kwargs):
+    """Run ``python -m vqstudio ARGS`` in a real subprocess; returns CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "vqstudio", *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO, **kwargs,
+    )
+
+
+def tiny_sets(data: Path | None = None) -> list[str]:
+    """TINY as repeated ``--set`` arguments for the CLI."""
+    out = []
+    for item in TINY:
+        out += ["--set", item]
+    return out
