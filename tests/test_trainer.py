@@ -162,3 +162,39 @@ def test_reconstruct_leaves_training_untouched(corpus, tmp_path):
     assert torch.equal(rng, torch.get_rng_state())
     assert all(torch.equal(after[k], v) for k, v in _params(trainer).items())
     trainer.close()
+
+
+def test_pause_stops_steps_and_still_serves_commands(corpus, tmp_path):
+    import threading
+    import time
+
+    trainer = Trainer(tiny_config(corpus), tmp_path / "run")
+    seen: list[int] = []
+
+    def drive():
+        for report in trainer.steps(until=10_000):
+            seen.append(report.step)
+
+    thread = threading.Thread(target=drive, name="trainer")
+    thread.start()
+    try:
+        while len(seen) < 2:
+            time.sleep(0.01)
+        trainer.mailbox.pause()
+        time.sleep(0.3)
+        paused_at = trainer.step_count
+        trainer.mailbox.set_weights({"commitment": 0.5})
+        time.sleep(0.5)
+        assert trainer.step_count == paused_at, "a step ran while paused"
+        assert trainer.weights["commitment"] == 0.5, "settings are applied while paused"
+        trainer.mailbox.resume()
+        deadline = time.monotonic() + 30
+        while trainer.step_count <= paused_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert trainer.step_count > paused_at
+    finally:
+        trainer.mailbox.stop()
+        thread.join(30)
+    trainer.close()
+    kinds = [e["kind"] for e in RunFolder(tmp_path / "run").read_events()]
+    assert "pause" in kinds and "resume" in kinds and "weights" in kinds

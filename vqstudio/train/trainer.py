@@ -272,9 +272,23 @@ class Trainer:
         return report
 
     def steps(self, until: int | None = None) -> Iterator[StepReport]:
-        """Step until the global step reaches ``until`` (forever if None) or the mailbox stops."""
+        """Step until the global step reaches ``until`` (forever if None) or the mailbox stops.
+
+        While the mailbox is paused no step runs, but settings and commands are still served.
+        """
         while (until is None or self.step_count < until) and not self.mailbox.stopped:
+            if self.mailbox.paused:
+                self.wait_while_paused()
+                continue
             yield self.step()
+
+    def wait_while_paused(self, poll: float = 0.1) -> None:
+        """Block while the mailbox is paused, serving the mailbox; logs pause and resume."""
+        self._event("pause")
+        while self.mailbox.paused and not self.mailbox.stopped:
+            self.mailbox.wait(poll)
+            self.service_mailbox()
+        self._event("resume")
 
     # -- changes between steps ----------------------------------------------------------------
 
