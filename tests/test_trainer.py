@@ -112,7 +112,7 @@ def test_checkpoints_rotate_and_point_at_the_latest(corpus, tmp_path):
     assert ckpts == ["step-00000006.pt", "step-00000008.pt"]
     latest = latest_checkpoint(tmp_path / "run" / "checkpoints")
     assert load_checkpoint(latest)["step"] == 8
-    assert not list((tmp_path / "run" / "checkpoints").glob(".*tmp*"))
+    assert not list((tmp_path / "run" / "checkpoints").glob(".*.part"))
 
 
 class _Evil:

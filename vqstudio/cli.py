@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--autostart", action="store_true", help="start training at once")
     p.add_argument("--screenshot", default=None, help="save a PNG of the window before quitting")
     p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS")
+    # Overrides for a new run (tests and scripts use a tiny model); hidden from --help.
+    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_app)
     return parser
 
@@ -316,10 +318,23 @@ def cmd_eval(args) -> int:
     summary["levels"] = args.levels or config.model.rvq_levels
     print(format_eval_table(summary))
     if args.json:
-        from vqstudio.train.runfolder import atomic_write_text
+        from vqstudio.atomic import atomic_write_text
 
-        atomic_write_text(Path(args.json), json.dumps(summary, indent=2, default=float) + "\n")
+        # JSON has no inf or nan (a silent reconstruction's noise floor is -inf): write null.
+        atomic_write_text(Path(args.json), json.dumps(_json_safe(summary), indent=2) + "\n")
     return 0
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def format_eval_table(summary: dict) -> str:

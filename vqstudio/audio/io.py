@@ -20,7 +20,6 @@ import math
 import os
 import stat
 import struct
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from vqstudio.atomic import atomic_path
 from vqstudio.errors import AudioFileError
 
 READ_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -374,18 +374,9 @@ def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> 
     if subtype.startswith("PCM"):
         frames = np.clip(frames, -1.0, 1.0)
 
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        sf.write(tmp, frames, int(sample_rate), format=fmt, subtype=subtype)
-        with open(tmp, "rb+") as fh:
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(path.parent)
+        with atomic_path(path) as tmp:
+            sf.write(tmp, frames, int(sample_rate), format=fmt, subtype=subtype)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioFileError(
             path,
@@ -393,20 +384,3 @@ def write_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> 
             "check that the folder is writable, has free space, and that the rate and channel "
             "count suit the format",
         ) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; some systems cannot open a folder for this, which is harmless."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -10,7 +10,6 @@ points at the newest one, so a crash at any moment leaves a loadable latest chec
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import warnings
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from vqstudio.errors import CheckpointError
-from vqstudio.train.runfolder import atomic_write_text
+from vqstudio.atomic import atomic_path, atomic_write_text
 
 LATEST = "latest.json"
 
@@ -44,33 +43,12 @@ def save_checkpoint(directory: Path, state: dict[str, Any], step: int, keep: int
     steps = sorted(directory.glob("step-*.pt"))
     for old in steps[: max(0, len(steps) - max(keep, 1))]:
         old.unlink(missing_ok=True)
-    _fsync_dir(directory)
     return path
 
 
 def _atomic_torch_save(state: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

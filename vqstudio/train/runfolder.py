@@ -11,11 +11,11 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from vqstudio.atomic import atomic_write_text
 from vqstudio.config import Config, load_config
 from vqstudio.errors import ConfigError
 
@@ -202,14 +202,3 @@ def _csv_line(values: list[Any]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a whole file or nothing: temporary file, flush, fsync, rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
