@@ -1,24 +1,30 @@
 """Shared test set-up: a quiet, headless, deterministic environment, and a leaked-thread check.
 
-Qt widgets run offscreen; audio goes to a null ALSA device (written into a temporary HOME before
-PortAudio is first initialised); torch uses one thread per test process so the suite behaves the
-same on a 2-core CI machine as on a laptop.
+Qt widgets run offscreen; audio goes to the paced null ALSA device of ``alsa_null.py`` (written
+into a temporary HOME before PortAudio is first initialised), so an in-process player runs at real
+time instead of spinning a core the way the clock-less plain null device does; the pacer processes
+ALSA starts for it are ended and the HOME removed when the session finishes. torch uses one thread
+per test process so the suite behaves the same on a 2-core CI machine as on a laptop.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
+from alsa_null import write_asoundrc
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 _HOME = Path(tempfile.mkdtemp(prefix="vqstudio-test-home-"))
-(_HOME / ".asoundrc").write_text("pcm.!default { type null }\nctl.!default { type hw card 0 }\n")
+write_asoundrc(_HOME, "paced")
 os.environ["HOME"] = str(_HOME)
 os.environ.setdefault("XDG_CONFIG_HOME", str(_HOME / ".config"))
 
@@ -45,3 +51,29 @@ def no_leaked_threads():
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def _own_pacers() -> list[int]:
+    """Process ids of the pacers ALSA started from this process for the paced device."""
+    pacer, me, found = str(_HOME / "alsa_pacer.py").encode(), os.getpid(), []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if pacer not in (entry / "cmdline").read_bytes():
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == me:
+            found.append(int(entry.name))
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A stream left open keeps its pacer alive until this process exits; end them now by id, and
+    remove the temporary HOME."""
+    for pid in _own_pacers() if Path("/proc").is_dir() else []:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    shutil.rmtree(_HOME, ignore_errors=True)

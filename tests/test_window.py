@@ -1,0 +1,167 @@
+"""The main window, offscreen, with real panels, a real worker and real run folders: it opens with
+every panel docked, Space starts and pauses training, closing stops training and leaves a
+checkpoint, an opened run shows its curves from metrics.csv and resumes, settings persist, and an
+audio file dropped on the window becomes the audition clip."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from helpers import tiny_config, write_corpus
+from vqstudio.app.panels import PANELS
+from vqstudio.app.window import MainWindow
+from vqstudio.train.runfolder import RunFolder
+
+pytestmark = pytest.mark.gui
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "data", files=3, seconds=1.0)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings, player=None)
+    win.worker.probe_seconds = 0.5
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()  # idempotent; stops a worker a failing test left running
+
+
+def _wait_for_step(qtbot, win, step: int) -> None:
+    qtbot.waitUntil(lambda: win.store.current_step >= step, timeout=WAIT_MS)
+
+
+def test_window_opens_with_every_panel_docked(window):
+    assert set(window.docks) == {spec.key for spec in PANELS}
+    for spec in PANELS:
+        dock = window.docks[spec.key]
+        assert dock.windowTitle() == spec.title
+        assert window.dockWidgetArea(dock) != Qt.DockWidgetArea.NoDockWidgetArea
+        assert not dock.isFloating() and dock.isVisible()
+        # The real panel, not the placeholder shown while a panel's module is missing.
+        assert type(dock.widget()).__name__ == spec.cls, f"{spec.title}: {dock.widget()}"
+
+
+def test_space_starts_pauses_and_resumes_training(qtbot, window, corpus, tmp_path):
+    window.set_new_run(tiny_config(corpus), tmp_path / "run")
+    assert window.start_action.text() == "Start"
+    window.activateWindow()
+    QTest.keyClick(window, Qt.Key.Key_Space)
+    assert window.worker.is_running
+    _wait_for_step(qtbot, window, 2)
+
+    QTest.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.status_labels["state"].text() == "paused", timeout=WAIT_MS)
+    assert window.start_action.text() == "Resume"
+    qtbot.waitUntil(lambda: any(e["kind"] == "pause" for e in window.store.events), timeout=WAIT_MS)
+    paused_at = window.store.current_step
+
+    QTest.keyClick(window, Qt.Key.Key_Space)
+    _wait_for_step(qtbot, window, paused_at + 2)
+    assert window.start_action.text() == "Pause"
+    assert window.status_labels["device"].text() == "cpu"
+    assert window.status_labels["step"].text().startswith("step ")
+
+
+def test_closing_stops_training_and_leaves_a_checkpoint(qtbot, window, corpus, tmp_path):
+    run = tmp_path / "run"
+    window.set_new_run(tiny_config(corpus), run)
+    window.start_training()
+    _wait_for_step(qtbot, window, 3)
+    window.close()
+    assert not window.worker.is_running
+    latest = (run / "checkpoints" / "latest.json")
+    assert latest.is_file()
+    stopped = [e for e in RunFolder(run).read_events() if e["kind"] == "checkpoint"]
+    assert stopped and stopped[-1]["step"] >= 3
+
+
+def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, tmp_path):
+    from vqstudio.train.trainer import Trainer
+
+    run = tmp_path / "earlier"
+    trainer = Trainer(tiny_config(corpus), run)
+    for _ in trainer.steps(until=6):
+        pass
+    trainer.save_checkpoint()
+    trainer.close()
+
+    assert window.open_run(run)
+    columns = RunFolder(run).read_metrics()
+    np.testing.assert_array_equal(window.store.steps.view(), columns["step"])
+    np.testing.assert_allclose(window.store.curves["total"].view(), columns["total"])
+    np.testing.assert_allclose(window.store.curves["mel_l1/256"].view(), columns["mel_l1/256"])
+    assert window.store.current_step == 6
+    assert window.start_action.text() == "Resume"
+
+    with qtbot.waitSignal(window.worker.started, timeout=WAIT_MS) as started:
+        window.start_action.trigger()
+    assert started.args[0]["step"] == 6
+    _wait_for_step(qtbot, window, 8)
+    assert window.store.steps.view()[:6].tolist() == columns["step"]  # kept, then extended
+
+
+def test_layout_and_last_run_persist(qtbot, settings, corpus, tmp_path):
+    run = tmp_path / "run"
+    first = MainWindow(settings, player=None)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(first.width(), 480)
+    first.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, first.docks["codebooks"])
+    first.set_new_run(tiny_config(corpus), run)
+    first.start_training()
+    _wait_for_step(qtbot, first, 1)
+    height = first.height()  # 480, or the panels' minimum if that is more
+    first.close()
+
+    second = MainWindow(settings, player=None)
+    qtbot.addWidget(second)
+    assert second.height() == height  # (the offscreen screen is too narrow to check widths)
+    assert second.dockWidgetArea(second.docks["codebooks"]) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert second.dockWidgetArea(second.docks["weights"]) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert second.last_run() == run.resolve()
+    assert str(run.resolve()) in second.recent_runs()
+    second.close()
+
+
+def test_an_audio_file_dropped_on_the_window_becomes_the_audition_clip(qtbot, window, corpus):
+    path = corpus / "clip0.wav"
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    with warnings.catch_warnings():  # PySide marks the QPoint constructor deprecated, no other
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime,
+                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert drop.isAccepted()
+    assert window.panels["audition"].clip.path == str(path)
+
+
+def test_a_run_error_is_a_notice_and_the_window_stays(qtbot, window, tmp_path):
+    window.set_new_run(tiny_config(tmp_path / "missing-folder"), tmp_path / "run")
+    with qtbot.waitSignal(window.worker.finished, timeout=WAIT_MS):
+        window.start_training()
+    qtbot.waitUntil(lambda: not window.notice_bar.isHidden(), timeout=WAIT_MS)
+    assert "missing-folder" in window.notice_label.text()
+    assert window.isVisible() and not window.worker.is_running

@@ -1,0 +1,143 @@
+"""Min/max envelopes of long, growing curves, so a million-point loss curve draws in O(pixels).
+
+A :class:`MinMaxPyramid` keeps a series and, for block sizes 4, 16, 64 ..., the minimum and maximum
+of every complete block. Asking for the part of the series between two indices at a given pixel
+width reads the coarsest level that still gives at least one block per pixel, then merges to about
+one (min, max) pair per pixel: the same picture pyqtgraph's "peak" downsampling draws, without
+touching every point on every redraw. Appending updates only the blocks the new points complete.
+
+No Qt here: the loss panel hands the result to a ``PlotDataItem``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BRANCH = 4  # each level's blocks are this many blocks of the level below
+
+
+class _Buffer:
+    """An append-only float buffer with amortised doubling (the panel's private copy of a curve)."""
+
+    def __init__(self, dtype=np.float32):
+        self._data = np.empty(1024, dtype)
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        n = values.shape[0]
+        if self.size + n > self._data.shape[0]:
+            grown = np.empty(max(2 * self._data.shape[0], self.size + n), self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : self.size + n] = values
+        self.size += n
+
+    def view(self) -> np.ndarray:
+        return self._data[: self.size]
+
+
+class MinMaxPyramid:
+    """A growing series ``[n]`` with min/max summaries of blocks of ``4**k`` points, k >= 1."""
+
+    def __init__(self, dtype=np.float32):
+        self._dtype = dtype
+        self.clear()
+
+    def clear(self) -> None:
+        self._values = _Buffer(self._dtype)
+        self._mins: list[_Buffer] = []  # level k+1 holds blocks of BRANCH**(k+1) points
+        self._maxs: list[_Buffer] = []
+
+    def __len__(self) -> int:
+        return self._values.size
+
+    def values(self) -> np.ndarray:
+        return self._values.view()
+
+    def extend(self, values: np.ndarray) -> None:
+        """Append points ``[m]`` and complete whatever blocks they finish, level by level."""
+        values = np.asarray(values, dtype=self._dtype).reshape(-1)
+        if not values.size:
+            return
+        self._values.append(values)
+        below_lo = below_hi = self._values.view()
+        level = 0
+        while True:
+            complete = below_lo.shape[0] // BRANCH
+            if complete == 0:
+                break
+            if level == len(self._mins):
+                self._mins.append(_Buffer(self._dtype))
+                self._maxs.append(_Buffer(self._dtype))
+            lo, hi = self._mins[level], self._maxs[level]
+            done = lo.size
+            if complete > done:
+                start, stop = done * BRANCH, complete * BRANCH
+                lo.append(_blockwise(np.minimum, below_lo[start:stop]))
+                hi.append(_blockwise(np.maximum, below_hi[start:stop]))
+            below_lo, below_hi = lo.view(), hi.view()
+            level += 1
+
+    def envelope(self, start: int, stop: int, pixels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Points to draw for indices ``[start, stop)`` at ``pixels`` columns.
+
+        Returns ``(index, y)``: with few enough points, the points themselves; otherwise between
+        one and 1.5 (min, max) pairs per pixel column, each over a run of consecutive points and
+        placed at the index of the run's first point (``index`` repeats each run start twice;
+        ``y`` holds min, max for even runs and max, min for odd ones). Runs are aligned to the
+        pyramid's blocks, so the first may begin a little before ``start``.
+        """
+        n = len(self)
+        start, stop = max(0, int(start)), min(n, int(stop))
+        pixels = max(1, int(pixels))
+        values = self._values.view()
+        if stop - start <= 2 * pixels:
+            return np.arange(start, stop, dtype=np.int64), values[start:stop]
+        # The coarsest level that still has BRANCH blocks per pixel column: merging those in
+        # runs of (blocks // pixels) then gives 1 .. 1.25 runs per column. Fewer than one per
+        # column would leave gaps between the strokes; many more only cost ink.
+        level = 0
+        while (level < len(self._mins)
+               and (stop - start) // BRANCH ** (level + 1) >= BRANCH * pixels):
+            level += 1
+        if level == 0:
+            block, lo_all, hi_all = 1, values, values
+        else:
+            block = BRANCH**level
+            lo_all, hi_all = self._mins[level - 1].view(), self._maxs[level - 1].view()
+        first = start // block
+        last = min(-(-stop // block), lo_all.shape[0])  # complete blocks only
+        lo, hi = lo_all[first:last], hi_all[first:last]
+        index = np.arange(first, last, dtype=np.int64) * block
+        tail_start = last * block
+        if tail_start < stop:  # the incomplete block at the end of the series
+            tail = values[tail_start:stop]
+            lo = np.append(lo, tail.min())
+            hi = np.append(hi, tail.max())
+            index = np.append(index, tail_start)
+        merge = max(1, lo.shape[0] // pixels)
+        if merge > 1:
+            lo, hi, index = _merged(lo, merge, np.min), _merged(hi, merge, np.max), index[::merge]
+        pairs = np.column_stack([lo, hi])
+        # min, max, then max, min: the stroke joining two runs stays short instead of crossing
+        # the whole band, which halves the pixels a noisy curve paints.
+        pairs[1::2] = pairs[1::2, ::-1]
+        return np.repeat(index, 2), pairs.reshape(-1)
+
+
+def _blockwise(pairwise, values: np.ndarray) -> np.ndarray:
+    """``pairwise`` folded over each block of BRANCH consecutive values (strided slices are much
+    faster than reducing a ``[m, 4]`` reshape along its short axis)."""
+    out = pairwise(values[0::BRANCH], values[1::BRANCH])
+    for offset in range(2, BRANCH):
+        pairwise(out, values[offset::BRANCH], out=out)
+    return out
+
+
+def _merged(values: np.ndarray, merge: int, reduce) -> np.ndarray:
+    """``reduce`` over runs of ``merge`` consecutive values (the last run may be shorter)."""
+    cut = values.shape[0] // merge * merge
+    out = reduce(values[:cut].reshape(-1, merge), axis=1)
+    if cut < values.shape[0]:
+        out = np.append(out, reduce(values[cut:]))
+    return out
