@@ -293,12 +293,14 @@ class CodebookPanel(QWidget):
             top = nice_ceiling(max(float(heights.max(initial=0.0)), 2.0 / heights.shape[0]))
             if plot.vb.viewRange()[1][1] != top:
                 plot.setYRange(0.0, top, padding=0.0)
-            parts = [f"L{level + 1}"]
+            # Two short lines: one line of three figures is cut off in a small multiple.
+            first = f"L{level + 1}"
             if entropy is not None and level < entropy.shape[0]:
-                parts.append(f"H {entropy[level]:.2f}")
+                first += f" · H {entropy[level]:.2f}"
+            second = ""
             if dead is not None and level < dead.shape[0]:
-                parts.append(f"dead {dead[level] * 100:.0f}%")
-            plot.title_item.setHtml(title_html(" · ".join(parts), level_color(level), size=8))
+                second = f"<br>dead {dead[level] * 100:.0f}%"
+            plot.title_item.setHtml(title_html(first + second, level_color(level), size=8))
         step = self.store.codebook_steps.view()[-1] if len(self.store.codebook_steps) else None
         self.summary.setText(
             f"{shares.shape[0]} levels x {shares.shape[1]} codes"

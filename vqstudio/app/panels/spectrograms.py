@@ -89,7 +89,11 @@ class SpectrogramPanel(QWidget):
             style_plot(plot, grid=False)
             plot.setMenuEnabled(False)
             # kHz ticks on all three, the axis name once (stacked, the names would overlap).
-            plot.setLabel("left", "frequency" if row == 1 else None, units="Hz")
+            # Ticks in kHz on all three (a fixed scale: SI prefixes only follow a shown label),
+            # the axis name once in the middle, where stacked names would not overlap.
+            plot.getAxis("left").setScale(1e-3)
+            plot.setLabel("left", "frequency (kHz)" if row == 1 else None)
+            plot.getAxis("left").showLabel(row == 1)
             plot.getAxis("left").setWidth(56)
             if row < len(names) - 1:
                 plot.getAxis("bottom").setStyle(showValues=False)
