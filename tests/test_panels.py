@@ -381,7 +381,7 @@ def test_codebook_histograms_sort_by_frequency_and_history_per_level(qtbot):
         assert np.all(np.diff(shown) <= 0)  # most used first
         np.testing.assert_allclose(shown, np.sort(shares[level])[::-1])
         np.testing.assert_allclose(shown[-8:], 0.0)  # the dead codes last
-    assert panel.histograms[0].title_item.toPlainText() == "L1 · H 0.53 · dead 12%"
+    assert panel.histograms[0].title_item.toPlainText() == "L1 · H 0.53\ndead 12%"
 
     # A run with a 9 x 1024 codebook lays out as a 3 x 3 grid; with fewer pixels than codes, a
     # single over-used code (a collapse) still shows at full height.
