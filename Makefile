@@ -44,7 +44,9 @@ ifneq ($(shell cat $(STAMP) 2>/dev/null),$(TORCH_SPEC))
 endif
 
 bench: env
-	$(PY) benchmarks/model_speed.py
+	$(PY) benchmarks/model_speed.py --preset tiny-cpu --preset seed-baseline
+	$(PY) benchmarks/train_speed.py --preset tiny-cpu --preset seed-baseline
+	$(PY) benchmarks/loss_redraw.py
 
 demo-corpus: env
 	@sh scripts/ensure_system_packages.sh $(DEMO_PACKAGES)
