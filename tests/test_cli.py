@@ -189,3 +189,11 @@ def test_torchrun_two_processes_write_one_consistent_run(corpus, tmp_path):
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
     assert state["step"] == 4
     assert not any(k.startswith("module.") for k in state["model"])
+
+
+def test_app_without_a_display_says_how_to_run_it():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "main.py"], cwd=REPO, capture_output=True, text=True,
+                            timeout=60, env=env)
+    line = _one_line_error(result)
+    assert "no display" in line and "xvfb-run" in line

@@ -9,6 +9,7 @@ closes cleanly (stopping training and saving a checkpoint) and exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -28,10 +29,24 @@ APPLICATION = "vqstudio"
 log = logging.getLogger("vqstudio.app")
 
 
+def _check_display() -> None:
+    """Fail with a readable message, not Qt's abort, when a Linux session has no screen."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    raise UserError(
+        "there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set)",
+        "run it in a desktop session; on a server use `xvfb-run -a vqstudio app --autostart "
+        "--screenshot out.png --quit-after 60`, or train headless with `vqstudio train`",
+    )
+
+
 def run_app(args: Any) -> int:
     """Run the app until its window closes; returns the exit status. ``args`` carries ``data``,
     ``preset``, ``run``, ``autostart``, ``screenshot``, ``quit_after`` and ``set`` (a list of
     ``section.key=value`` overrides for a new run)."""
+    _check_display()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("")
     app.setApplicationName(APPLICATION)
