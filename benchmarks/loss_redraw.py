@@ -89,10 +89,14 @@ def main() -> None:
     panel = LossPanel(store, None)
     panel.resize(1400, 700)
 
+    # What is painted: the whole panel (the conservative figure), or only the plot, which is what
+    # the screen repaints when new points arrive and the curve list beside it has not changed.
+    target = {"widget": panel}
+
     def frame() -> None:
         panel.refresh()
         app.processEvents()
-        panel.grab()
+        target["widget"].grab()
 
     t0 = time.perf_counter()
     frame()
@@ -132,6 +136,11 @@ def main() -> None:
         results[alpha] = (time.perf_counter() - t0, timed_redraws(False), timed_redraws(True),
                           following())
 
+    target["widget"] = panel.plot_widget
+    panel.set_smoothing(0.0)
+    frame()
+    plot_only = timed_redraws(False)
+
     points = max(len(c.item.xData) for c in panel.curves.values())
     print(f"Losses panel, {args.curves} curves x {len(store.steps):,} points, 1400x700 px, "
           f"{len(panel.markers)} markers; one redraw = refresh + processEvents + grab")
@@ -144,6 +153,7 @@ def main() -> None:
         print(f"  [{label}] pan/zoom + 10 new points each     {percentiles(live)}")
         print(f"  [{label}] following the run + new points    {percentiles(follow)}")
         worst = max(worst, *(np.percentile([w for w, _ in s], 95) * 1e3 for s in (still, live, follow)))
+    print(f"  [raw] pan/zoom, plot area only          {percentiles(plot_only)}")
     print(f"  points handed to pyqtgraph per curve        <= {points}")
     verdict = "met" if worst <= FRAME_MS else "NOT met"
     print(f"  goal: p95 <= {FRAME_MS:.0f} ms per redraw -> {verdict} (worst p95 {worst:.1f} ms)")
