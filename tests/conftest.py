@@ -77,3 +77,12 @@ def pytest_sessionfinish(session, exitstatus):
         except OSError:
             pass
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """Three short real audio files (test modules that train many times override this with a
+    module-scoped corpus)."""
+    from helpers import write_corpus
+
+    return write_corpus(tmp_path / "data", files=3, seconds=1.0)

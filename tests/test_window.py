@@ -14,7 +14,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from helpers import tiny_config, write_corpus
+from helpers import tiny_config
 from vqstudio.app.panels import PANELS
 from vqstudio.app.window import MainWindow
 from vqstudio.train.runfolder import RunFolder
@@ -22,11 +22,6 @@ from vqstudio.train.runfolder import RunFolder
 pytestmark = pytest.mark.gui
 
 WAIT_MS = 60_000
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    return write_corpus(tmp_path / "data", files=3, seconds=1.0)
 
 
 @pytest.fixture

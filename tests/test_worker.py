@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import tiny_config, write_corpus
+from helpers import tiny_config
 from vqstudio.app.store import GrowableArray, RunStore
 from vqstudio.app.worker import TrainingWorker
 from vqstudio.train.runfolder import RunFolder
@@ -14,11 +14,6 @@ from vqstudio.train.runfolder import RunFolder
 pytestmark = pytest.mark.gui
 
 WAIT_MS = 60_000
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    return write_corpus(tmp_path / "data", files=3, seconds=1.0)
 
 
 @pytest.fixture
