@@ -1,9 +1,9 @@
 """The run configuration: four sections (data, model, loss, train), TOML in and out, validation.
 
 A configuration is plain dataclasses so that every layer can read it without importing torch or Qt.
-Presets live in ``resources/presets/<name>.toml``; any key can be overridden with
-``section.key=value`` (the value written as in TOML: ``train.lr=1e-4``, ``loss.mel_norm="tanh"``,
-``model.encoder_ratios=[2,4,5,6]``, ``loss.weights.mel_l1/1024=2``).
+Presets live in ``resources/presets/<name>.toml``, found through :mod:`vqstudio.resources`; any
+key can be overridden with ``section.key=value`` (the value written as in TOML: ``train.lr=1e-4``,
+``loss.mel_norm="tanh"``, ``model.encoder_ratios=[2,4,5,6]``, ``loss.weights.mel_l1/1024=2``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from vqstudio.errors import ConfigError
+from vqstudio.resources import demo_dir, presets_dir
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
-DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
 DEFAULT_PRESET = "tiny-cpu"
+
+
+def __getattr__(name: str) -> Path:
+    # DEMO_DIR and PRESETS_DIR are looked up when used, through vqstudio.resources (the one way
+    # to find shipped files), so a missing demo corpus is a clear error at that point and not a
+    # crash when this module is imported.
+    if name == "DEMO_DIR":
+        return demo_dir()
+    if name == "PRESETS_DIR":
+        return presets_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 MEL_NORMS = ("log", "tanh", "minmax")
 MEL_SCALES = ("slaney", "htk")
@@ -379,11 +389,11 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
 
 
 def preset_path(name: str) -> Path:
-    return PRESETS_DIR / f"{name}.toml"
+    return presets_dir() / f"{name}.toml"
 
 
 def load_preset(name: str, overrides: list[str] | None = None) -> Config:
