@@ -13,7 +13,9 @@ What was found on Debian 12 (alsa-lib 1.2.8, PortAudio 19.6):
   stereo S16 (192 000 bytes) per second with a 4 KiB pipe. The file plugin writes synchronously
   from PortAudio's thread, so the full pipe blocks it exactly like a sound card's buffer would:
   the stream runs at real time (measured 44.1 kHz within 1 % after the first buffer fills) for
-  about 1 % of a CPU core. Only "default" is listed; the paced null PCM is defined inline.
+  about 1 % of a CPU core. Only "default" is listed; the paced null PCM is defined inline. The
+  pacer also logs dropouts (data that came more than 50 ms late, a gap a sound card would have
+  played) to ``alsa_pacer.log`` in the HOME: see :func:`dropouts`.
 * ``kind="missing"`` points the default PCM at a sound card that does not exist: with no sound
   hardware PortAudio then finds no output device at all (``query_devices`` is empty, the default
   output index is -1). On a machine with real sound cards PortAudio still lists those, so a test of
@@ -38,20 +40,49 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Bytes per second the pacer drains: what the plug layer converts every stream into.
 PACED_RATE, PACED_CHANNELS, PACED_BYTES_PER_SAMPLE = 48000, 2, 2
+PACER_LOG = "alsa_pacer.log"  # in the HOME: one line per dropout the pacer heard
 
-_PACER = '''"""Drain stdin at a fixed byte rate: the clock behind the paced null ALSA device."""
+
+def dropouts(home: Path, since: float = 0.0, until: float = float("inf")) -> list[tuple[float, float]]:
+    """``(CLOCK_MONOTONIC time, seconds late)`` of each dropout the paced device heard under
+    ``home`` between ``since`` and ``until`` (``time.monotonic()`` values of any process)."""
+    path = Path(home) / PACER_LOG
+    found = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        _, at, late = line.split()
+        if since <= float(at) <= until:
+            found.append((float(at), float(late)))
+    return found
+
+_PACER = '''"""Drain stdin at a fixed byte rate: the clock behind the paced null ALSA device.
+
+A read that had to wait for data and got it more than a device buffer (SLACK_S) after the clock
+wanted it is a dropout, what a sound card would have played as a gap: each is appended to the
+log file (argv[2]) as "dropout <CLOCK_MONOTONIC seconds> <seconds late>", and the clock restarts
+from there, as a card's would after an underrun."""
 import fcntl, os, sys, time
+SLACK_S = 0.05
 rate = int(sys.argv[1])
+log = open(sys.argv[2], "a", buffering=1) if len(sys.argv) > 2 else None
 fd = sys.stdin.fileno()
 try:
     fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)  # a small pipe: low latency, quick close
 except OSError:
     pass
-start, total, chunk = time.monotonic(), 0, max(rate // 200, 1)
+start, total, chunk = None, 0, max(rate // 200, 1)
 while True:
+    asked = time.monotonic()
     data = os.read(fd, chunk)
     if not data:
         break
+    now = time.monotonic()
+    if start is None:
+        start = now
+    late = now - (start + total / rate)
+    if now - asked > 0.002 and late > SLACK_S:  # we waited, and the data came too late
+        if log is not None:
+            log.write(f"dropout {now:.6f} {late:.6f}\\n")
+        start += late
     total += len(data)
     ahead = start + total / rate - time.monotonic()
     if ahead > 0:
@@ -79,7 +110,9 @@ def write_asoundrc(home: Path, kind: str = "paced") -> Path:
         pacer = home / "alsa_pacer.py"
         pacer.write_text(_PACER)
         rate = PACED_RATE * PACED_CHANNELS * PACED_BYTES_PER_SAMPLE
-        command = f"exec '{_quote(sys.executable)}' -I -S '{_quote(str(pacer))}' {rate}"
+        log = home / PACER_LOG
+        command = (f"exec '{_quote(sys.executable)}' -I -S '{_quote(str(pacer))}' {rate} "
+                   f"'{_quote(str(log))}'")
         text = (
             "pcm.!default {\n"
             "    type plug\n"

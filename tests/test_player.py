@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from alsa_null import run_python, write_asoundrc
-from vqstudio.app.player import (
+from alsa_null import dropouts, run_python, write_asoundrc
+from vqstudio.app.playback_engine import (
     MAX_BOOST_DB,
     PlaybackState,
     fade_frames_for,
@@ -244,6 +244,8 @@ result = {"available": player.available, "reason": player.unavailable_reason}
 if player.available:
     player.set_clip(original, None, sr)
     player.play()
+    time.sleep(0.2)  # the first buffer fills; the pacer's clock starts
+    result["since"] = time.monotonic()
     player.select("reconstruction")  # not computed yet: silence, time runs on
     heads = []
     plan = ["arrive", "original", "residual", "reconstruction", "tab", "residual", "original",
@@ -273,6 +275,7 @@ if player.available:
             break
         time.sleep(0.01)
     result.update(loop_heads=loop_heads, loop=player.loop, gains=player.gains)
+    result["until"] = time.monotonic()
     player.close()
     result.update(
         callbacks=player.callbacks,
@@ -313,8 +316,37 @@ def test_a_real_stream_switches_sources_without_restarting_and_loops(tmp_path):
     assert wraps >= 2, f"the loop should have wrapped, playheads {inside}"
     assert result["gains"]["residual"] > 1.0 and result["gains"]["original"] == 1.0
 
-    assert result["callbacks"] > 0 and result["frames_played"] > 0
-    assert result["underflows"] >= 0 and result["callback_errors"] == 0
+    assert result["callbacks"] > 0 and result["frames_played"] > 0 and result["callback_errors"] == 0
+    # Nothing reached the "sound card" late while switching, looping and loudness matching.
+    assert result["until"] - result["since"] > 1.0
+    assert dropouts(tmp_path, result["since"], result["until"]) == []
+
+
+_STALL_SCRIPT = r"""
+import json, threading, time
+import numpy as np
+from vqstudio.app.player import ABPlayer
+
+player = ABPlayer()
+player.set_clip(np.zeros(16000 * 4, np.float32), None, 16000)
+player.play()
+time.sleep(0.3)
+stall = threading.Event()
+player._post(lambda state: (stall.wait(0.3), state)[1])  # the callback blocks for 300 ms
+time.sleep(0.8)
+stalled_at = time.monotonic()
+player.close()
+print(json.dumps({"until": stalled_at}))
+"""
+
+
+def test_the_paced_device_hears_a_stalled_callback_as_a_dropout(tmp_path):
+    """The dropout check above can fail: a callback held up for 300 ms is logged as one gap."""
+    write_asoundrc(tmp_path, "paced")
+    result = _last_json(run_python(_STALL_SCRIPT, tmp_path))
+    heard = dropouts(tmp_path, 0.0, result["until"])
+    # Late by the stall less what was buffered ahead of it, so by at most the stall.
+    assert len(heard) == 1 and 0.05 < heard[0][1] <= 0.3, heard
 
 
 _UNAVAILABLE_SCRIPT = r"""

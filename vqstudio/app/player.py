@@ -3,27 +3,20 @@ reconstruction, their residual or any other named buffer, and switches between t
 playhead with a short crossfade.
 
 The state, its operations and :func:`render` live in :mod:`vqstudio.app.playback_engine` (pure
-numpy, re-exported here). :class:`ABPlayer` owns the sounddevice stream: control methods (any
+numpy). :class:`ABPlayer` owns the sounddevice stream: control methods (any
 thread) post state operations into a mailbox; the audio callback applies them between blocks,
 renders straight into PortAudio's buffer and publishes the new state with one attribute
 assignment. The callback never takes a lock and allocates only a block's worth of temporaries;
 resampling, residuals and loudness gains are prepared on the caller's thread.
 
-No Qt here: the GUI wraps the player. Without a PortAudio library or an output device the player is
-:attr:`ABPlayer.available` ``False`` with a readable :attr:`ABPlayer.unavailable_reason`, and every
-method is a harmless no-op.
-
-``VQSTUDIO_NO_PORTAUDIO=1`` is a test/debug switch, read when the player first loads sounddevice:
-it hides the PortAudio library from ``ctypes.util.find_library`` for that import, so sounddevice
-raises its own "PortAudio library not found" OSError and the player's real handling of it runs on
-a machine that has the library. It has no effect once sounddevice is imported in the process.
+No Qt here: the GUI wraps the player. Finding the device is :mod:`vqstudio.app.audio_device`:
+without a PortAudio library or an output device the player is :attr:`ABPlayer.available`
+``False`` with a readable :attr:`ABPlayer.unavailable_reason`, and every method is a harmless
+no-op.
 """
 
 from __future__ import annotations
 
-import ctypes.util
-import os
-import platform
 import sys
 import threading
 import time
@@ -35,23 +28,19 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from vqstudio.app.playback_engine import (  # noqa: F401  (re-exported: the player's public API)
+from vqstudio.app.audio_device import find_output
+from vqstudio.app.playback_engine import (
     CROSSFADE_S,
-    MAX_BOOST_DB,
-    MAX_VOICES,
-    MIN_LOOP_FADES,
     ORIGINAL,
     RECONSTRUCTION,
     RESIDUAL,
     PlaybackState,
-    Voice,
     fade_frames_for,
     fit_length,
     loudness_gains,
     prepare_buffer,
     render,
     replace_sources,
-    rms,
     seek_to,
     select_source,
     set_loop_region,
@@ -69,47 +58,6 @@ DEFAULT_LATENCY_S = 0.05
 # 1 ms bounds that; measured with benchmarks/audio_underflow.py: the callback's worst case fell
 # from ~5 ms to ~0.5 ms with no measurable cost to training speed.
 GIL_SWITCH_INTERVAL_S = 0.001
-
-NO_PORTAUDIO_ENV = "VQSTUDIO_NO_PORTAUDIO"
-
-
-
-
-def _install_hint() -> str:
-    system = platform.system()
-    if system == "Darwin":
-        return "install it with: brew install portaudio"
-    if system == "Windows":
-        return "reinstall sounddevice, which bundles it: pip install --force-reinstall sounddevice"
-    return "install it with: sudo apt-get install libportaudio2"
-
-
-def _settings_hint() -> str:
-    if platform.system() == "Linux":
-        return "connect one or check ALSA/PulseAudio settings"
-    return "connect one or check the system sound settings"
-
-
-def _load_sounddevice():
-    """Import sounddevice here, not at module import, so a missing PortAudio is caught."""
-    if os.environ.get(NO_PORTAUDIO_ENV, "") not in ("", "0"):
-        import sys
-
-        if "sounddevice" not in sys.modules:
-            real = ctypes.util.find_library
-
-            def hide_portaudio(name: str):
-                return None if "portaudio" in name.lower() else real(name)
-
-            ctypes.util.find_library = hide_portaudio
-            try:
-                import sounddevice
-            finally:
-                ctypes.util.find_library = real
-            return sounddevice
-    import sounddevice
-
-    return sounddevice
 
 
 class ABPlayer:
@@ -167,7 +115,7 @@ class ABPlayer:
             with self._lock:
                 self._open(int(sample_rate))
 
-    # -- availability --
+    # -- the stream --
 
     def _fail(self, problem: str, fix: str) -> None:
         self.unavailable_error = DeviceError(problem, fix)
@@ -176,36 +124,11 @@ class ABPlayer:
 
     def _probe(self) -> None:
         try:
-            sd = _load_sounddevice()
-        except OSError as exc:
-            found = "not found" in str(exc)
-            problem = "PortAudio library not found" if found else f"PortAudio unusable ({exc})"
-            self._fail(problem, _install_hint())
+            self._sd, self._device_info = find_output(self._device)
+        except DeviceError as error:
+            self.unavailable_error, self.unavailable_reason = error, str(error)
             return
-        except Exception as exc:  # PortAudio present but failed to initialise
-            self._fail(f"PortAudio could not start ({exc})", "check the system's audio setup")
-            return
-        self._sd = sd
-        try:
-            info = sd.query_devices(self._device, kind="output")
-        except Exception as exc:
-            self._fail_no_device(exc)
-            return
-        if int(info.get("max_output_channels", 0)) < 1:
-            self._fail_no_device(None)
-            return
-        self._device_info = info
         self.available = True
-
-    def _fail_no_device(self, exc: Exception | None) -> None:
-        if self._device is None:
-            self._fail("No audio output device", _settings_hint())
-        else:
-            detail = f" ({exc})" if exc else ""
-            self._fail(
-                f"Audio output device {self._device!r} not found{detail}",
-                "choose another device or leave it at the system default",
-            )
 
     def _open(self, clip_rate: int) -> None:
         """Open and start the stream (under the control lock); on failure become unavailable."""
@@ -352,14 +275,6 @@ class ABPlayer:
                     for k, v in self._buffers.items()
                 }
             self._publish_sources()
-
-    def remove_source(self, name: str) -> None:
-        """Forget the buffer ``name`` (not the original); selecting it then plays silence."""
-        if not self.available or name == ORIGINAL:
-            return
-        with self._lock:
-            if self._buffers.pop(name, None) is not None:
-                self._publish_sources()
 
     def play(self) -> None:
         """Start playing from the playhead (from the start if at the end), fading in."""
