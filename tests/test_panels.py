@@ -20,7 +20,8 @@ from vqstudio.app.panels.spectrograms import (
     SPECTRUM_LEVELS,
     SpectrogramPanel,
 )
-from vqstudio.app.panels.weights import NumberBox, WeightsPanel, slider_to_weight, weight_to_slider
+from vqstudio.app.panels.weight_row import NumberBox, slider_to_weight, weight_to_slider
+from vqstudio.app.panels.weights import WeightsPanel
 from vqstudio.app.store import RunStore
 from vqstudio.app.worker import TrainingWorker
 from vqstudio.audio.io import read_audio

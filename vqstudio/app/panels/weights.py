@@ -1,9 +1,9 @@
 """The Weights panel: one row per loss term to change its weight while the model trains, the
 balancer mode, the learning rate, and each term's live share of the gradient.
 
-A row is a tick box (unticked = weight 0), a log-scale slider (1e-3 .. 1e3), a number box that
-reads 0, 2.5 or 1e-4, the term's gradient share and a status: "pending" from the moment the weight
-is changed until the trainer confirms it ("applied @ step N"). Changes are coalesced: a drag, a
+A row (:mod:`vqstudio.app.panels.weight_row`) is a tick box, a log-scale slider, a number box,
+the term's gradient share and a status: "pending" from the moment the weight is changed until the
+trainer confirms it ("applied @ step N"). Changes are coalesced: a drag, a
 typed value or "Reset to preset" reaches the worker as one snapshot once the hand rests
 (COALESCE_MS), or at the latest MAX_WAIT_MS into a long drag, never as hundreds.
 """
@@ -13,162 +13,31 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QTimer, Qt, Signal
-from PySide6.QtGui import QColor, QValidator
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
 
 from vqstudio.app import theme
 from vqstudio.app.panels.losses import format_number
+from vqstudio.app.panels.weight_row import NumberBox, TermRow, slider_to_weight
 from vqstudio.config import default_weight, load_preset
 from vqstudio.errors import UserError
 
-SLIDER_DECADES = (-3, 3)  # 1e-3 .. 1e3
-SLIDER_STEPS_PER_DECADE = 100
 COALESCE_MS = 150
 MAX_WAIT_MS = 1000
 BALANCER_MODES = (("static", "static weights"), ("shares", "gradient shares"))
 
 
-def weight_to_slider(weight: float) -> int:
-    low, high = SLIDER_DECADES
-    if weight <= 0:
-        return 0
-    position = (math.log10(weight) - low) * SLIDER_STEPS_PER_DECADE
-    return int(round(min(max(position, 0), (high - low) * SLIDER_STEPS_PER_DECADE)))
-
-
-def slider_to_weight(position: int) -> float:
-    """Slider position -> weight, rounded to 3 significant digits (so 1.0 is exactly 1)."""
-    value = 10.0 ** (SLIDER_DECADES[0] + position / SLIDER_STEPS_PER_DECADE)
-    return float(f"{value:.3g}")
-
-
 def _same(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
-
-
-def _rgba(colour: str, alpha: float) -> str:
-    """A style-sheet colour with transparency (style sheets read #AARRGGBB, not #RRGGBBAA)."""
-    c = QColor(colour)
-    return f"rgba({c.red()}, {c.green()}, {c.blue()}, {int(alpha * 255)})"
-
-
-class NumberBox(QDoubleSpinBox):
-    """A number box for weights and rates: types 0, 2.5, 1e-4; arrows step by a tenth of a
-    decade (x1.26) rather than by a fixed amount."""
-
-    def __init__(self, minimum: float = 0.0, maximum: float = 1e6, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setDecimals(30)  # the box's own rounding; the text shows 4 significant digits
-        self.setRange(minimum, maximum)
-        self.setKeyboardTracking(False)  # valueChanged on Enter / focus out / arrows only
-        self.setAccelerated(True)
-        self.setMinimumWidth(84)
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt's name)
-        return format_number(value) if value else "0"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        try:
-            value = float(text)
-        except ValueError:
-            # Half-typed numbers such as "1e", "-", "." or "" may still become valid.
-            partial = text.strip().lower()
-            ok = all(c in "0123456789.e+-" for c in partial)
-            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid), text, pos
-        if self.minimum() <= value <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802
-        value = self.value()
-        if value <= 0:
-            value = max(self.minimum(), 10.0 ** SLIDER_DECADES[0]) if steps > 0 else 0.0
-        else:
-            value = float(f"{value * 10.0 ** (steps / 10.0):.3g}")
-            if value < 10.0 ** SLIDER_DECADES[0] and steps < 0 and self.minimum() <= 0:
-                value = 0.0
-        self.setValue(min(max(value, self.minimum()), self.maximum()))
-
-
-class _TermRow:
-    """One loss term's controls and what the panel knows about its weight."""
-
-    def __init__(self, panel: "WeightsPanel", name: str, colour: str, weight: float):
-        self.name = name
-        self.desired = weight  # what the user asked for (or, when idle, what the trainer has)
-        self.last_on = weight if weight > 0 else 1.0  # restored when the tick box goes back on
-        self.pending = False  # asked for, not confirmed yet
-        self.unsent = False  # asked for, still waiting in the coalescer
-        self.enabled = QCheckBox(name)
-        self.enabled.setStyleSheet(f"QCheckBox {{ color: {colour}; }}")
-        self.enabled.setToolTip(f"untick to set the weight of {name} to 0")
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        low, high = SLIDER_DECADES
-        self.slider.setRange(0, (high - low) * SLIDER_STEPS_PER_DECADE)
-        self.slider.setMinimumWidth(80)
-        self.slider.setToolTip(f"weight of {name}, logarithmic: 0.001 .. 1000")
-        self.box = NumberBox(0.0, 1e6)
-        self.box.setToolTip(f"weight of {name}: 0, 2.5, 1e-4 ...")
-        self.share = QProgressBar()
-        self.share.setRange(0, 1000)
-        self.share.setTextVisible(True)
-        self.share.setFixedWidth(72)
-        self.share.setStyleSheet(
-            f"QProgressBar {{ border: 1px solid {theme.BORDER}; border-radius: 2px;"
-            f" background: {theme.SURFACE}; color: {theme.TEXT}; text-align: center; }}"
-            f" QProgressBar::chunk {{ background: {_rgba(colour, 0.45)}; }}"
-        )
-        self.share.setToolTip(f"share of the gradient at the decoder output that {name} contributes")
-        self.status = QLabel("")
-        self.status.setMinimumWidth(60)
-        self.show(weight)
-        self.enabled.toggled.connect(lambda on: panel._toggled(self, on))
-        self.slider.valueChanged.connect(lambda pos: panel._slid(self, pos))
-        self.box.valueChanged.connect(lambda value: panel._typed(self, value))
-
-    def show(self, weight: float) -> None:
-        """Put ``weight`` into the controls without emitting anything."""
-        for widget in (self.enabled, self.slider, self.box):
-            widget.blockSignals(True)
-        self.enabled.setChecked(weight > 0)
-        self.slider.setEnabled(weight > 0)
-        if weight > 0:
-            self.slider.setValue(weight_to_slider(weight))
-        self.box.setValue(weight)
-        for widget in (self.enabled, self.slider, self.box):
-            widget.blockSignals(False)
-
-    def set_status(self, text: str, colour: str) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet(f"color: {colour};")
-
-    def set_share(self, share: float | None) -> None:
-        if share is None or not math.isfinite(share):
-            self.share.setValue(0)
-            self.share.setFormat("—")
-        else:
-            self.share.setValue(int(round(min(max(share, 0.0), 1.0) * 1000)))
-            self.share.setFormat(f"{share * 100:.1f} %")
 
 
 class WeightsPanel(QWidget):
@@ -179,7 +48,7 @@ class WeightsPanel(QWidget):
     def __init__(self, store, worker=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.store, self.worker = store, worker
-        self.rows: dict[str, _TermRow] = {}
+        self.rows: dict[str, TermRow] = {}
         self._version = -1
         self._info: Any = None
         self._events: Any = None
@@ -330,7 +199,10 @@ class WeightsPanel(QWidget):
             self._grid.addWidget(self.shares_caption, 0, 3)
             for i, name in enumerate(names):
                 weight = float(store.weights.get(name, default_weight(name)))
-                row = _TermRow(self, name, theme.curve_color(i), weight)
+                row = TermRow(name, theme.curve_color(i), weight)
+                row.enabled.toggled.connect(lambda on, r=row: self._toggled(r, on))
+                row.slider.valueChanged.connect(lambda pos, r=row: self._slid(r, pos))
+                row.box.valueChanged.connect(lambda value, r=row: self._typed(r, value))
                 for col, widget in enumerate((row.enabled, row.slider, row.box, row.share, row.status)):
                     self._grid.addWidget(widget, i + 1, col)
                 self.rows[name] = row
@@ -350,23 +222,23 @@ class WeightsPanel(QWidget):
 
     # -- user changes -------------------------------------------------------------------------
 
-    def _slid(self, row: _TermRow, position: int) -> None:
+    def _slid(self, row: TermRow, position: int) -> None:
         weight = slider_to_weight(position)
         row.box.blockSignals(True)
         row.box.setValue(weight)
         row.box.blockSignals(False)
         self._ask(row, weight)
 
-    def _typed(self, row: _TermRow, weight: float) -> None:
+    def _typed(self, row: TermRow, weight: float) -> None:
         row.show(weight)
         self._ask(row, weight)
 
-    def _toggled(self, row: _TermRow, on: bool) -> None:
+    def _toggled(self, row: TermRow, on: bool) -> None:
         weight = row.last_on if on else 0.0
         row.show(weight)
         self._ask(row, weight)
 
-    def _ask(self, row: _TermRow, weight: float) -> None:
+    def _ask(self, row: TermRow, weight: float) -> None:
         row.desired = weight
         if weight > 0:
             row.last_on = weight
@@ -425,7 +297,7 @@ class WeightsPanel(QWidget):
                     self.balancer_status.setStyleSheet(f"color: {theme.OK};")
         self._events_seen = len(events)
 
-    def _update_row(self, row: _TermRow) -> None:
+    def _update_row(self, row: TermRow) -> None:
         confirmed = self.store.weights.get(row.name)
         if row.name in self._refused and not row.unsent:
             row.pending = False
