@@ -27,6 +27,8 @@ _HOME = Path(tempfile.mkdtemp(prefix="vqstudio-test-home-"))
 write_asoundrc(_HOME, "paced")
 os.environ["HOME"] = str(_HOME)
 os.environ.setdefault("XDG_CONFIG_HOME", str(_HOME / ".config"))
+# corpus indexes (vqstudio.audio.corpus_index) go to the temporary HOME, never the user's cache
+os.environ["VQSTUDIO_CACHE"] = str(_HOME / ".cache" / "vqstudio")
 
 import torch  # noqa: E402  (after the environment above is set)
 

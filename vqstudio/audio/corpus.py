@@ -1,12 +1,16 @@
-"""The training corpus: a folder scanned for usable audio, a train/validation split, and the
-segment sampler that cuts fixed-length training batches from it.
+"""The training corpus: a folder scanned for usable audio (or a manifest, or a prepared dataset),
+with its skip report and its train/validation split.
 
 Scanning decodes every file once (block by block) so that bad files (not audio, truncated, NaN)
 are skipped and reported up front instead of stopping a training run hours later. Files shorter
-than a segment are kept and padded with silence at the end; the report lists them.
+than a segment are kept and padded with silence at the end; the report lists them. What a scan
+found is kept in the corpus index (:mod:`vqstudio.audio.corpus_index`), so the next start only
+checks files that are new or changed.
 
-The sampler is a pure function of (seed, step, rank): a run resumed at step ``s`` draws exactly the
-batches the uninterrupted run would have, with no sampler state to save.
+``scan_corpus`` takes any of the three sources: a folder (or one audio file), a manifest
+(:mod:`vqstudio.audio.manifest`: a list of paths, JSONL, or Lhotse recordings or cuts), or a
+folder made by ``vqstudio prepare`` (:mod:`vqstudio.audio.prepared`). The segment sampler lives in
+:mod:`vqstudio.audio.sampler`.
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from vqstudio.audio.io import READ_SUFFIXES, AudioInfo, check_audio, read_samples, resampled_length
+from vqstudio.audio.corpus_index import CorpusIndex, shown
+from vqstudio.audio.io import READ_SUFFIXES, AudioInfo, check_audio
+from vqstudio.audio.sampler import DEFAULT_CACHE_BYTES, SEED_MASK, SegmentSampler
 from vqstudio.errors import AudioFileError, ConfigError, NoAudioError
 
-DEFAULT_CACHE_BYTES = 1 << 30
-_SEED_MASK = (1 << 63) - 1
+__all__ = ["DEFAULT_CACHE_BYTES", "Corpus", "SegmentSampler", "scan_corpus"]
+_SEED_MASK = SEED_MASK
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Corpus:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     spans: list[tuple[int, int]] = field(default_factory=list)
     role: str = "corpus"  # "corpus", "training" or "validation"
+    notes: list[str] = field(default_factory=list)  # about the scan itself (the index)
+    prepared: Any = None  # the PreparedSet the samples come from, when made by `vqstudio prepare`
 
     def __post_init__(self) -> None:
         if not self.spans:
@@ -59,15 +67,15 @@ class Corpus:
 
     def _name(self, path: str) -> str:
         try:
-            return Path(path).relative_to(self.folder).as_posix() or Path(path).name
+            return shown(Path(path).relative_to(self.folder).as_posix() or Path(path).name)
         except ValueError:
-            return path
+            return shown(path)
 
     def report(self, segment_seconds: float | None = None) -> str:
         """A readable summary: files used and their total duration, files skipped and why, and
         (given the segment length) the files that are shorter and get padded with silence."""
         lines = [
-            f"{self.role.capitalize()} from {self.folder}: {len(self.files)} audio file"
+            f"{self.role.capitalize()} from {shown(self.folder)}: {len(self.files)} audio file"
             f"{'s' if len(self.files) != 1 else ''}, {_clock(self.duration)} in all, "
             f"used at {self.sample_rate} Hz."
         ]
@@ -96,6 +104,7 @@ class Corpus:
                     f"  {self._name(self.files[i].path)} ({self.span_seconds(i):.2f} s)"
                     for i in short
                 ]
+        lines += self.notes
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} file{'s' if len(self.skipped) > 1 else ''}:")
             lines += [f"  {self._name(path)}: {reason}" for path, reason in self.skipped]
@@ -126,7 +135,8 @@ class Corpus:
             files = list(self.files)
             return (
                 replace(self, files=files, spans=[(start, cut)], role="training"),
-                replace(self, files=files, spans=[(cut, stop)], skipped=[], role="validation"),
+                replace(self, files=files, spans=[(cut, stop)], skipped=[], notes=[],
+                        role="validation"),
             )
         n_val = min(n - 1, max(1, round(n * val_fraction)))
         order = np.random.default_rng(seed & _SEED_MASK).permutation(n)
@@ -141,6 +151,7 @@ class Corpus:
             files=[self.files[i] for i in indices],
             spans=[self.spans[i] for i in indices],
             skipped=self.skipped if role == "training" else [],
+            notes=self.notes if role == "training" else [],
             role=role,
         )
 
@@ -152,12 +163,15 @@ def _clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-def _audio_paths(folder: Path) -> list[Path]:
-    """Audio files under ``folder`` (any depth, following links once), sorted by relative path.
-    Hidden files and folders are ignored: they are editor, OS or our own temporary files."""
+def _audio_paths(folder: Path) -> list[str]:
+    """Audio files under ``folder`` (any depth, following links, each real folder once so a link
+    loop ends), sorted by relative path. Hidden files and folders are ignored: they are editor,
+    OS or our own temporary files. Plain strings: a 100,000-file listing stays well under a
+    second."""
     found = []
     seen = set()
-    for root, dirs, names in os.walk(folder, followlinks=True):
+    top = os.fspath(folder)
+    for root, dirs, names in os.walk(top, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:  # a link cycle
             dirs[:] = []
@@ -165,9 +179,48 @@ def _audio_paths(folder: Path) -> list[Path]:
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
-            if not name.startswith(".") and Path(name).suffix.lower() in READ_SUFFIXES:
-                found.append(Path(root) / name)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in READ_SUFFIXES:
+                found.append(os.path.join(root, name))
+    cut = len(top.rstrip(os.sep)) + 1
+    return sorted(found, key=lambda p: p[cut:].replace(os.sep, "/"))
+
+
+def check_files(
+    paths: list[str],
+    index: CorpusIndex,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[AudioInfo], list[tuple[str, str]]]:
+    """``(usable, skipped)``: each path checked, or taken from ``index`` when unchanged. The
+    usable list keeps the order of ``paths``; skipped entries are ``(path, reason)``."""
+    files, skipped = [], []
+    for done, path in enumerate(paths, start=1):
+        info, stat = index.lookup(path)
+        if info is None:
+            try:
+                info = check_audio(path)
+            except AudioFileError as error:
+                index.forget()
+                skipped.append((path, error.reason + (f"; {error.fix}" if error.fix else "")))
+            else:
+                index.remember(path, stat, info)
+        if info is not None:
+            files.append(info)
+        if progress is not None:
+            progress(done, len(paths))
+    index.save()
+    return files, skipped
+
+
+def nothing_usable(paths: int, where: str, skipped: list[tuple[str, str]]) -> NoAudioError:
+    """The error for a source whose every file was skipped, naming the first few and why."""
+    listed = "; ".join(f"{shown(os.path.basename(p))}: {r}" for p, r in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    error = NoAudioError(
+        f"none of the {paths} audio files in {where} can be used — {listed}{more}",
+        "fix or replace these files, or choose another folder",
+    )
+    error.skipped = skipped
+    return error
 
 
 def scan_corpus(
@@ -177,153 +230,40 @@ def scan_corpus(
     progress: Callable[[int, int], None] | None = None,
 ) -> Corpus:
     """Find the audio under ``folder`` (.wav .flac .ogg .mp3 .aif .aiff, any case, any depth),
-    decode each file once to check it, and keep the usable ones; a single audio file may be
-    given instead of a folder. ``progress(done, total)`` is called after each file.
+    check each file (decoding it once, unless the corpus index knows it unchanged) and keep the
+    usable ones. ``folder`` may also be a single audio file, a manifest (.txt, .list, .jsonl,
+    .jsonl.gz: see :mod:`vqstudio.audio.manifest`) or a folder made by ``vqstudio prepare``.
+    ``progress(done, total)`` is called after each file.
 
-    Raises NoAudioError when the folder is missing or nothing usable is left.
+    Raises NoAudioError when the source is missing or nothing usable is left.
     """
+    from vqstudio.audio import manifest, prepared
+
     folder = Path(folder).expanduser()
     kinds = " ".join(READ_SUFFIXES)
     if not folder.exists():
         raise NoAudioError(
-            f"the audio folder {folder} does not exist",
+            f"the audio folder {shown(folder)} does not exist",
             "choose a folder that holds audio files, or leave data.path empty for the demo corpus",
         )
+    if prepared.is_prepared(folder):
+        return prepared.PreparedSet.open(folder).corpus(sample_rate)
+    if manifest.is_manifest(folder):
+        return manifest.read_corpus(folder, sample_rate, progress=progress)
     if folder.is_file():
-        paths, root = [folder], folder.parent
+        paths, root = [os.fspath(folder)], folder.parent
     else:
         paths, root = _audio_paths(folder), folder
     if not paths:
         raise NoAudioError(
-            f"no audio files in {folder} or its subfolders (looked for {kinds})",
+            f"no audio files in {shown(folder)} or its subfolders (looked for {kinds})",
             "put audio files there, or choose another folder",
         )
-    files, skipped = [], []
-    for done, path in enumerate(paths, start=1):
-        try:
-            files.append(check_audio(path))
-        except AudioFileError as error:
-            reason = error.reason + (f"; {error.fix}" if error.fix else "")
-            skipped.append((str(path), reason))
-        if progress is not None:
-            progress(done, len(paths))
+    index = CorpusIndex.for_source(folder)
+    files, skipped = check_files(paths, index, progress)
     if not files:
-        shown = "; ".join(f"{Path(p).name}: {r}" for p, r in skipped[:3])
-        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
-        error = NoAudioError(
-            f"none of the {len(paths)} audio files in {folder} can be used — {shown}{more}",
-            "fix or replace these files, or choose another folder",
-        )
-        error.skipped = skipped
-        raise error
-    return Corpus(folder=str(root), sample_rate=int(sample_rate), files=files, skipped=skipped)
-
-
-class SegmentSampler:
-    """Random fixed-length mono segments from a corpus, at the model's rate.
-
-    A file is picked with probability proportional to its duration, then a start uniformly
-    within it; a file shorter than the segment is used whole and padded with silence at the end.
-    Decoded, resampled audio is kept in memory for as many files as fit in ``cache_bytes``
-    (chosen in corpus order, so the choice never depends on history); the rest are read by
-    frame range on each use.
-    """
-
-    def __init__(
-        self,
-        corpus: Corpus,
-        sample_rate: int,
-        segment_samples: int,
-        seed: int,
-        *,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
-    ):
-        if segment_samples < 1:
-            raise ConfigError(
-                f"segments of {segment_samples} samples", "use a positive segment length"
-            )
-        self.corpus = corpus
-        self.sample_rate = int(sample_rate)
-        self.segment_samples = int(segment_samples)
-        self.seed = int(seed) & _SEED_MASK
-        # each file's span in samples at the sampler's rate: (first, stop)
-        self.spans: list[tuple[int, int]] = []
-        for info, (start, stop) in zip(corpus.files, corpus.spans):
-            total = resampled_length(info.frames, info.sample_rate, self.sample_rate)
-            # round the start up and an inner end down, so a time split never shares a sample
-            first = min(resampled_length(start, info.sample_rate, self.sample_rate), total - 1)
-            last = total if stop >= info.frames else stop * self.sample_rate // info.sample_rate
-            self.spans.append((first, max(first + 1, last)))
-        lengths = np.array([stop - first for first, stop in self.spans], dtype=np.float64)
-        self._weights = lengths / lengths.sum()
-        self._cacheable = set()
-        planned = 0
-        for i, length in enumerate(lengths):
-            if planned + 4 * length <= cache_bytes:
-                self._cacheable.add(i)
-                planned += 4 * int(length)
-        self._cache: dict[int, np.ndarray] = {}
-
-    @property
-    def cached_bytes(self) -> int:
-        """Bytes of decoded audio held in memory now."""
-        return sum(a.nbytes for a in self._cache.values())
-
-    def _span_audio(self, index: int) -> np.ndarray | None:
-        if index not in self._cacheable:
-            return None
-        if index not in self._cache:
-            first, stop = self.spans[index]
-            info = self.corpus.files[index]
-            self._cache[index] = read_samples(
-                info.path, self.sample_rate, first, stop - first, info=info
-            )
-        return self._cache[index]
-
-    def _segment(self, index: int, offset: int) -> np.ndarray:
-        """``[segment_samples]`` starting ``offset`` samples into file ``index``'s span."""
-        first, stop = self.spans[index]
-        n = min(self.segment_samples, stop - first - offset)
-        cached = self._span_audio(index)
-        if cached is not None:
-            piece = cached[offset : offset + n]
-        else:
-            info = self.corpus.files[index]
-            piece = read_samples(info.path, self.sample_rate, first + offset, n, info=info)
-        if len(piece) == self.segment_samples:
-            return piece
-        out = np.zeros(self.segment_samples, dtype=np.float32)
-        out[: len(piece)] = piece
-        return out
-
-    def _room(self, index: int) -> int:
-        """How many start offsets a segment has in file ``index`` (1 when the file is short)."""
-        first, stop = self.spans[index]
-        return max(1, stop - first - self.segment_samples + 1)
-
-    def batch(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-        """``[batch_size, 1, segment_samples]`` float32, a function of (seed, step, rank) only.
-        Each rank of a ``world``-process job gets its own independent draw."""
-        if not 0 <= rank < world:
-            raise ValueError(f"rank {rank} is outside a world of {world}")
-        rng = np.random.default_rng([self.seed, int(step), int(rank)])
-        picks = rng.choice(len(self.spans), size=batch_size, p=self._weights)
-        where = rng.random(batch_size)
-        segments = [
-            self._segment(int(i), int(u * self._room(int(i)))) for i, u in zip(picks, where)
-        ]
-        return torch.from_numpy(np.stack(segments)).unsqueeze(1)
-
-    def fixed_segments(self, n: int) -> torch.Tensor:
-        """``[n, 1, segment_samples]``: segments centred on ``n`` points spread evenly over the
-        whole corpus (its files laid end to end) — the same every call, whatever the seed."""
-        lengths = np.array([stop - first for first, stop in self.spans])
-        ends = np.cumsum(lengths)
-        segments = []
-        for k in range(n):
-            point = int((k + 0.5) * ends[-1] / n)
-            index = int(np.searchsorted(ends, point, side="right"))
-            local = point - (ends[index] - lengths[index])
-            offset = min(max(0, local - self.segment_samples // 2), self._room(index) - 1)
-            segments.append(self._segment(index, offset))
-        return torch.from_numpy(np.stack(segments)).unsqueeze(1)
+        raise nothing_usable(len(paths), shown(folder), skipped)
+    return Corpus(
+        folder=str(root), sample_rate=int(sample_rate), files=files, skipped=skipped,
+        notes=[*index.notes, index.summary()],
+    )

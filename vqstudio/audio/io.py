@@ -67,7 +67,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     path = Path(path)
     _check_is_readable_file(path)
     try:
-        header = sf.info(str(path))
+        header = sf.info(os.fsencode(path))  # bytes: names need not be valid UTF-8
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise _open_error(path, error) from None
     if not MIN_SAMPLE_RATE <= header.samplerate <= MAX_SAMPLE_RATE:
@@ -183,7 +183,7 @@ def _mono_blocks(info: AudioInfo, first: int, count: int) -> Iterator[np.ndarray
     path = Path(info.path)
     done = 0
     try:
-        with sf.SoundFile(str(path)) as fh:
+        with sf.SoundFile(os.fsencode(path)) as fh:
             for block in _raw_blocks(fh, info.format, first, count):
                 mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
                 if not np.isfinite(mono).all():
