@@ -50,6 +50,9 @@ class DataConfig:
     batch_size: int = 8
     val_fraction: float = 0.1  # share of files held back for validation
     seed: int = 0
+    # background processes preparing batches ahead of the step (vqstudio/audio/prefetch.py);
+    # -1: one per core beyond the two that training and the GUI keep; 0: in the training thread
+    workers: int = -1
 
 
 @dataclass
@@ -286,6 +289,9 @@ class Config:
             bad("data.segment_seconds is too short for the model", "use at least 0.25 s")
         if not 0 <= d.val_fraction < 1:
             bad("data.val_fraction must be within [0, 1)", "use e.g. 0.1")
+        if isinstance(d.workers, bool) or not isinstance(d.workers, int) or d.workers < -1:
+            bad(f"data.workers = {d.workers!r} must be a whole number >= -1",
+                "use -1 (follow the cores), 0 (in the training thread) or a count of processes")
         # The synthesis STFT must invert: fail here, naming the pair, not in the middle of a run.
         from vqstudio.audio.spectral import explain_stft_problem
 
