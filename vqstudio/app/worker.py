@@ -442,6 +442,10 @@ class _Loop:
         for event in events:
             if "id" in event and event["id"] in self.inner_ids:
                 event["id"] = self.inner_ids[event["id"]]
+            if event["kind"] in ("refused", "failed"):
+                what = event.get("setting") or event.get("command")
+                why = event.get("reason") or event.get("error")
+                self.w.error.emit(f"A change could not be applied: {what}: {why}")
         self.pending_events.extend(events)
 
     def _maybe_heavy(self, report, now: float) -> None:

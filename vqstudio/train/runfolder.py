@@ -25,6 +25,7 @@ EVENTS_FILE = "events.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 
 BASE_COLUMNS = ["step", "wall_time", "elapsed", "lr", "grad_norm", "total"]
+VALIDATION_COLUMN = "val/mel_distance"  # the validation mel distance, on validation steps
 
 
 def weight_column(term: str) -> str:

@@ -1,90 +1,44 @@
 """The headless trainer: one readable step, changeable between any two steps, resumable exactly.
 
 ``Trainer.step()`` runs one optimisation step and returns a :class:`StepReport`; ``steps()`` is
-the same as a generator. Settings and commands posted to ``trainer.mailbox`` (from any thread)
-take effect at the start of the next step and come back as events carrying that step. The GUI,
-``vqstudio train`` and a ``torchrun`` job all drive this one class; it knows nothing of Qt.
+the same as a generator that also honours pause and stop. Settings and commands posted to
+``trainer.mailbox`` (from any thread) are served at the start of the next step, or while paused,
+and come back as events carrying that step. The GUI, ``vqstudio train`` and a ``torchrun`` job all
+drive this one class; it knows nothing of Qt.
+
+Around it: :mod:`~vqstudio.train.data` (the batches), :mod:`~vqstudio.train.schedule` (the
+learning rate), :mod:`~vqstudio.train.settings` and :mod:`~vqstudio.train.commands` (what the
+mailbox can ask), :mod:`~vqstudio.train.state` (what a checkpoint holds),
+:mod:`~vqstudio.train.report` (what a step tells).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from vqstudio.audio.corpus import SegmentSampler, scan_corpus
-from vqstudio.config import DEMO_DIR, Config
-from vqstudio.errors import ConfigError, DeviceError
+from vqstudio.config import Config
 from vqstudio.model import Codec
+from vqstudio.model.inference import reconstruct
 from vqstudio.train.balancer import Balancer
 from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vqstudio.train.commands import run_command
+from vqstudio.train.data import TrainingData
+from vqstudio.train.device import cap_cpu_threads, pick_device
 from vqstudio.train.losses import LossSuite, total
-from vqstudio.train.mailbox import Command, Mailbox
-from vqstudio.train.runfolder import EventLog, MetricsWriter, RunFolder, metric_columns, weight_column
+from vqstudio.train.mailbox import Mailbox
+from vqstudio.train.report import StepReport, metrics_row
+from vqstudio.train.runfolder import VALIDATION_COLUMN, EventLog, MetricsWriter, RunFolder, metric_columns
+from vqstudio.train.schedule import learning_rate
+from vqstudio.train.settings import apply_setting
+from vqstudio.train.state import copied, load_trainer_state, trainer_state
 
-VALIDATION_COLUMN = "val/mel_distance"
-VALIDATION_SEGMENTS = 8
-
-
-@dataclass
-class StepReport:
-    """What one step did. ``terms`` is filled on logging steps (every ``train.log_every``)."""
-
-    step: int  # the global step count after this step (1 after the first)
-    wall_time: float
-    elapsed: float  # seconds spent training in this run, across resumes
-    terms: dict[str, float]
-    weights: dict[str, float]
-    lr: float
-    grad_norm: float
-    steps_per_second: float
-    audio_seconds_per_second: float
-    skipped: bool = False  # the step was non-finite and changed nothing
-    codebook: dict[str, np.ndarray] | None = None  # usage [L, K], entropy [L], dead_fraction [L]
-    grad_shares: dict[str, float] | None = None
-    validation: dict[str, float] | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)  # e.g. reconstructions
-
-
-def _cloned(value: Any) -> Any:
-    if torch.is_tensor(value):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {k: _cloned(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_cloned(v) for v in value]
-    return value
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "CUDA was asked for but no CUDA GPU is usable here",
-            "use --device cpu, or install a CUDA build of torch (see README)",
-        )
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("Apple MPS was asked for but is not available", "use --device cpu")
-    return torch.device(name)
-
-
-def cap_cpu_threads(requested: int = 0) -> int:
-    """Leave one core free for a GUI unless told otherwise; returns the thread count set."""
-    threads = requested or max(1, (os.cpu_count() or 2) - 1)
-    torch.set_num_threads(threads)
-    return threads
+__all__ = ["Trainer", "StepReport", "pick_device", "cap_cpu_threads"]
 
 
 class Trainer:
@@ -99,9 +53,11 @@ class Trainer:
         rank: int = 0,
         world: int = 1,
         wrap=None,
+        mailbox: Mailbox | None = None,
     ):
         """``run_dir`` that already holds a run is resumed (its configuration wins over
-        ``config``). ``wrap`` turns the model into its distributed wrapper (DDP) when given."""
+        ``config``). ``wrap`` turns the model into its distributed wrapper (DDP) when given.
+        ``mailbox`` lets a driver post settings before the trainer exists (the GUI's weights)."""
         self.rank, self.world = rank, world
         self.run = RunFolder(run_dir) if run_dir is not None else None
         resuming = self.run is not None and self.run.exists()
@@ -112,24 +68,32 @@ class Trainer:
         if self.device.type == "cpu":
             cap_cpu_threads(config.train.cpu_threads)
         self.amp = config.train.amp and self.device.type == "cuda"
-
         torch.manual_seed(config.train.seed)
-        sr = config.model.sample_rate
-        data_dir = Path(config.data.path) if config.data.path else DEMO_DIR
-        corpus = scan_corpus(data_dir, sr)
-        self.corpus_report = corpus.report(config.data.segment_seconds)
-        train_part, val_part = corpus.split(config.data.val_fraction, config.data.seed)
-        self.train_corpus, self.val_corpus = train_part, val_part
-        segment = int(round(config.data.segment_seconds * sr))
-        self.segment_samples = segment
-        self.sampler = SegmentSampler(train_part, sr, segment, config.data.seed)
-        self.val_sampler = SegmentSampler(val_part, sr, segment, config.data.seed + 1)
-        self._val_batch: torch.Tensor | None = None
 
+        self.data = TrainingData(config, rank, world)
+        self._build_model(config, wrap)
+        self.mailbox = mailbox if mailbox is not None else Mailbox()
+
+        self.step_count = 0
+        self.weights = config.loss.resolved_weights()
+        self.base_lr = config.train.lr
+        self.lr_scale = 1.0  # halved after repeated non-finite steps
+        self.balancer_mode = config.loss.balancer
+        self.elapsed = 0.0
+        self.best_val = math.inf
+        self._nonfinite_run = 0
+        self._good_state: dict[str, Any] | None = None
+        self._pending_events: list[dict[str, Any]] = []
+        self._results: list[dict[str, Any]] = []
+        self.writer = self.events = None
+        self._open_run(resuming)
+
+    def _build_model(self, config: Config, wrap) -> None:
+        """The codec, its losses (and discriminators), the balancer and the optimizers."""
+        t = config.train
         self.model = Codec(config.model).to(self.device)
         self.losses = LossSuite(config).to(self.device)
         self.net = wrap(self.model) if wrap else self.model
-        t = config.train
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
         )
@@ -139,57 +103,51 @@ class Trainer:
                 self.losses.discriminator_parameters(), lr=t.discriminator_lr, betas=tuple(t.betas)
             )
         self.balancer = Balancer()
-        self.mailbox = Mailbox()
 
-        self.step_count = 0
-        self.weights = config.loss.resolved_weights()
-        self.base_lr = t.lr
-        self.lr_scale = 1.0  # halved after repeated non-finite steps
-        self.balancer_mode = config.loss.balancer
-        self.elapsed = 0.0
-        self.best_val = math.inf
-        self._nonfinite_run = 0
-        self._good_state: dict[str, Any] | None = None
-        self._pending_events: list[dict[str, Any]] = []
-        self._results: list[dict[str, Any]] = []
-
-        self.writer = self.events = None
-        if self.run is not None and rank == 0:
-            if not resuming:
-                RunFolder.create(self.run.path, config)
+    def _open_run(self, resuming: bool) -> None:
+        """Create or resume the run folder (rank 0 writes) and log how the run began."""
+        config = self.config
+        if self.run is not None and self.rank == 0 and not resuming:
+            RunFolder.create(self.run.path, config)
         resumed_from = None
         if resuming:
-            ckpt = latest_checkpoint(self.run.checkpoint_dir)
-            if ckpt is not None:
-                self.load_state(load_checkpoint(ckpt, map_location=self.device))
-                resumed_from = ckpt
-        if self.run is not None and rank == 0:
-            parts = self.losses.logged_parts() if hasattr(self.losses, "logged_parts") else []
-            columns = metric_columns(config, [*parts, VALIDATION_COLUMN])
-            self.writer = MetricsWriter(
-                self.run.metrics_path, columns, self.step_count if resuming else None
-            )
-            self.events = EventLog(self.run.events_path)
-            if resuming:
-                self._event("resume", file=resumed_from.name if resumed_from else None)
-            else:
-                self._event("start", preset=config.preset, device=str(self.device))
-            for name, reason in corpus.skipped:
-                self._event("skipped_file", file=name, reason=reason)
+            resumed_from = latest_checkpoint(self.run.checkpoint_dir)
+            if resumed_from is not None:
+                self.load_state(load_checkpoint(resumed_from, map_location=self.device))
+        if self.run is None or self.rank != 0:
+            return
+        columns = metric_columns(config, [*self.losses.logged_parts(), VALIDATION_COLUMN])
+        self.writer = MetricsWriter(self.run.metrics_path, columns, self.step_count if resuming else None)
+        self.events = EventLog(self.run.events_path)
+        if resuming:
+            self.record_event("resume", file=resumed_from.name if resumed_from else None)
+        else:
+            self.record_event("start", preset=config.preset, device=str(self.device))
+        for name, reason in self.data.skipped:
+            self.record_event("skipped_file", file=name, reason=reason)
+
+    # -- what the data part knows, under the names callers use ---------------------------------
+
+    @property
+    def corpus_report(self) -> str:
+        return self.data.report
+
+    @property
+    def train_corpus(self):
+        return self.data.train
+
+    @property
+    def val_corpus(self):
+        return self.data.validation
+
+    @property
+    def segment_samples(self) -> int:
+        return self.data.segment_samples
 
     # -- the step -----------------------------------------------------------------------------
 
     def current_lr(self) -> float:
-        t, s = self.config.train, self.step_count
-        lr = self.base_lr * self.lr_scale
-        if t.warmup_steps and s < t.warmup_steps:
-            lr *= (s + 1) / t.warmup_steps
-        if t.schedule == "cosine":
-            progress = min(1.0, s / max(1, t.total_steps))
-            lr *= 0.5 * (1 + math.cos(math.pi * progress))
-        elif t.schedule == "exponential":
-            lr *= t.lr_gamma**s
-        return lr
+        return learning_rate(self.config.train, self.base_lr * self.lr_scale, self.step_count)
 
     def step(self) -> StepReport:
         start = time.perf_counter()
@@ -199,8 +157,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        batch = self.sampler.batch(self.step_count, self.config.data.batch_size, self.rank, self.world)
-        batch = batch.to(self.device, non_blocking=True)
+        batch = self.data.batch(self.step_count).to(self.device, non_blocking=True)
         buffers = {k: v.clone() for k, v in self.model.named_buffers()}
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -234,7 +191,7 @@ class Trainer:
             self.step_count += 1
             every = self.config.model.dead_code_replace_every
             if every and self.step_count % every == 0:
-                self._replace_dead_codes(automatic=True)
+                self.replace_dead_codes(automatic=True)
         else:
             self._on_nonfinite(buffers)
         self.optimizer.zero_grad(set_to_none=True)
@@ -252,7 +209,7 @@ class Trainer:
             lr=lr,
             grad_norm=float(grad_norm) if log_now or skipped else math.nan,
             steps_per_second=1.0 / max(seconds, 1e-9),
-            audio_seconds_per_second=batch.shape[0] * batch.shape[-1] / self.config.model.sample_rate / max(seconds, 1e-9) * self.world,
+            audio_seconds_per_second=self.data.audio_seconds_per_step() / max(seconds, 1e-9),
             skipped=skipped,
             grad_shares=shares,
         )
@@ -264,11 +221,10 @@ class Trainer:
         if finite and t.validate_every and s % t.validate_every == 0:
             report.validation = self.validate()
         if log_now and self.writer is not None:
-            self._write_metrics(report)
+            self.writer.write(metrics_row(report))
         if finite and t.checkpoint_every and s % t.checkpoint_every == 0:
             self.save_checkpoint(best=self._is_best(report.validation))
-        report.events, self._pending_events = self._pending_events, []
-        report.results, self._results = self._results, []
+        report.events, report.results = self.drain()
         return report
 
     def steps(self, until: int | None = None) -> Iterator[StepReport]:
@@ -284,84 +240,42 @@ class Trainer:
 
     def wait_while_paused(self, poll: float = 0.1) -> None:
         """Block while the mailbox is paused, serving the mailbox; logs pause and resume."""
-        self._event("pause")
+        self.record_event("pause")
         while self.mailbox.paused and not self.mailbox.stopped:
             self.mailbox.wait(poll)
             self.service_mailbox()
-        self._event("resume")
+        self.record_event("resume")
 
     # -- changes between steps ----------------------------------------------------------------
 
     def service_mailbox(self) -> list[dict[str, Any]]:
-        """Apply everything posted to the mailbox; returns the events it produced."""
+        """Apply every posted setting (last write wins) and serve every queued command in order;
+        their events and results wait for :meth:`drain`. Returns the events it produced."""
         settings, commands = self.mailbox.take()
         before = len(self._pending_events)
         for name, value in settings.items():
-            self._apply_setting(name, value)
+            apply_setting(self, name, value)
         for cmd in commands:
-            self._run_command(cmd)
+            result = run_command(self, cmd)
+            if result is not None:
+                self._results.append(result)
         return self._pending_events[before:]
 
-    def _apply_setting(self, name: str, value: Any) -> None:
-        if name == "weights":
-            changes = {}
-            for term, weight in value.items():
-                if term not in self.weights:
-                    self._event("refused", setting=f"weight {term}", reason="unknown loss term")
-                    continue
-                if not math.isfinite(weight) or weight < 0:
-                    self._event("refused", setting=f"weight {term}", reason=f"{weight} is not >= 0")
-                    continue
-                if weight != self.weights[term]:
-                    changes[term] = [self.weights[term], weight]
-                    self.weights[term] = weight
-            if changes:
-                self._event("weights", changes=changes)
-        elif name == "lr":
-            value = float(value)
-            if value > 0 and math.isfinite(value):
-                old, self.base_lr, self.lr_scale = self.base_lr, value, 1.0
-                self._event("lr", old=old, new=value)
-            else:
-                self._event("refused", setting="lr", reason=f"{value} is not > 0")
-        elif name == "balancer":
-            if value in ("static", "shares"):
-                if value != self.balancer_mode:
-                    self._event("balancer", old=self.balancer_mode, new=value)
-                    self.balancer_mode = value
-            else:
-                self._event("refused", setting="balancer", reason=f"unknown mode {value!r}")
-        elif name == "quantizer_dropout":
-            value = float(value)
-            if 0.0 <= value <= 1.0:
-                old = self.model.quantizer.dropout
-                self.model.quantizer.dropout = value
-                self._event("quantizer_dropout", old=old, new=value)
-            else:
-                self._event("refused", setting="quantizer_dropout", reason=f"{value} not in 0..1")
+    def log_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Record an event from the driving loop and hand it out at once (not in a report)."""
+        self.record_event(kind, **fields)
+        return self._pending_events.pop()
 
-    def _run_command(self, cmd: Command) -> None:
-        if cmd.name == "replace_dead_codes":
-            self._replace_dead_codes(automatic=False, id=cmd.id)
-        elif cmd.name == "save_checkpoint":
-            path = self.save_checkpoint()
-            if path is None:
-                self._event("refused", setting="save_checkpoint", reason="no run folder", id=cmd.id)
-        elif cmd.name == "validate":
-            self._results.append({"kind": "validation", "id": cmd.id, **self.validate()})
-        elif cmd.name == "reconstruct":
-            wave = np.asarray(cmd.args["wave"], dtype=np.float32)
-            levels = cmd.args.get("levels")
-            audio = self.reconstruct(wave, levels)
-            self._results.append(
-                {"kind": "reconstruction", "id": cmd.id, "audio": audio, "levels": levels,
-                 "step": self.step_count, "tag": cmd.args.get("tag")}
-            )
+    def drain(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The events and results produced since the last drain, each handed out once."""
+        events, self._pending_events = self._pending_events, []
+        results, self._results = self._results, []
+        return events, results
 
-    def _replace_dead_codes(self, automatic: bool, id: int | None = None) -> None:
+    def replace_dead_codes(self, automatic: bool, id: int | None = None) -> None:
         replaced = self.model.quantizer.replace_dead_codes()
         if not automatic or any(replaced):
-            self._event("replace_dead_codes", replaced=list(replaced), automatic=automatic, id=id)
+            self.record_event("replace_dead_codes", replaced=list(replaced), automatic=automatic, id=id)
 
     def _on_nonfinite(self, buffers: dict[str, torch.Tensor]) -> None:
         # Undo what the forward pass changed outside the optimizer (EMA codebooks, usage counts).
@@ -369,12 +283,12 @@ class Trainer:
             for name, buf in self.model.named_buffers():
                 buf.copy_(buffers[name])
         self._nonfinite_run += 1
-        self._event("nonfinite_skip", consecutive=self._nonfinite_run)
+        self.record_event("nonfinite_skip", consecutive=self._nonfinite_run)
         if self._nonfinite_run >= self.config.train.max_nonfinite:
             restored = self._restore_last_good()
             self.lr_scale *= 0.5
             self._nonfinite_run = 0
-            self._event("restored", file=restored, lr_scale=self.lr_scale)
+            self.record_event("restored", file=restored, lr_scale=self.lr_scale)
 
     def _restore_last_good(self) -> str | None:
         if self.run is not None:
@@ -393,31 +307,20 @@ class Trainer:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    @torch.no_grad()
     def reconstruct(self, wave: np.ndarray, levels: int | None = None) -> np.ndarray:
         """Reconstruct a mono clip ``[T]`` with the current weights, leaving training untouched
-        (eval mode: no EMA update, no dropout, no random numbers drawn)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out = self.model(x.view(1, 1, -1), levels=levels)
-            return out.audio.float().view(-1).cpu().numpy()
-        finally:
-            self.model.train(was_training)
+        (see :func:`vqstudio.model.inference.reconstruct`)."""
+        return reconstruct(self.model, wave, levels, device=self.device, amp=self.amp)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Multi-scale log-mel distance on fixed held-back segments (lower is better)."""
         from vqstudio.audio.metrics import mel_distance
 
-        if self._val_batch is None:
-            self._val_batch = self.val_sampler.fixed_segments(VALIDATION_SEGMENTS)
         was_training = self.model.training
         self.model.eval()
         try:
-            x = self._val_batch.to(self.device)
+            x = self.data.validation_segments().to(self.device)
             out = self.model(x)
             ref = x.view(x.shape[0], -1).cpu().numpy()
             est = out.audio.float().view(x.shape[0], -1).cpu().numpy()
@@ -443,96 +346,36 @@ class Trainer:
     # -- state --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        state = {
-            "format": 1,
-            "step": self.step_count,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "weights": dict(self.weights),
-            "base_lr": self.base_lr,
-            "lr_scale": self.lr_scale,
-            "balancer_mode": self.balancer_mode,
-            "balancer": self.balancer.state_dict(),
-            "quantizer_dropout": float(self.model.quantizer.dropout),
-            "elapsed": self.elapsed,
-            "best_val": self.best_val,
-            "rng_torch": torch.get_rng_state(),
-            "config": self.config.to_toml(),
-        }
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.disc_optimizer is not None:
-            state["discriminators"] = self.losses.discriminator_state_dict()
-            state["disc_optimizer"] = self.disc_optimizer.state_dict()
-        return state
+        return trainer_state(self)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"checkpoint does not fit this model ({str(exc).splitlines()[0][:160]})",
-                "load it with the configuration it was trained with (its run folder's config.toml)",
-            ) from None
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step_count = int(state["step"])
-        self.weights.update(state.get("weights", {}))
-        self.base_lr = float(state.get("base_lr", self.base_lr))
-        self.lr_scale = float(state.get("lr_scale", 1.0))
-        self.balancer_mode = state.get("balancer_mode", self.balancer_mode)
-        if "balancer" in state:
-            self.balancer.load_state_dict(state["balancer"])
-        self.model.quantizer.dropout = float(state.get("quantizer_dropout", self.model.quantizer.dropout))
-        self.elapsed = float(state.get("elapsed", 0.0))
-        self.best_val = float(state.get("best_val", math.inf))
-        if "rng_torch" in state:
-            torch.set_rng_state(state["rng_torch"].cpu())
-        if "rng_cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
-        if self.disc_optimizer is not None and "discriminators" in state:
-            self.losses.load_discriminator_state_dict(state["discriminators"])
-            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        load_trainer_state(self, state)
 
-    def save_checkpoint(self, best: bool = False) -> Path | None:
-        """Write a checkpoint (rank 0 with a run folder); without one, keep it in memory."""
+    def save_checkpoint(self, best: bool = False, **fields: Any) -> Path | None:
+        """Write a checkpoint (rank 0 with a run folder); without one, keep it in memory.
+        ``fields`` (e.g. the command ``id``, the ``reason``) go into the checkpoint event."""
         state = self.state_dict()
         if self.run is None or self.rank != 0:
             # No folder to restore from after repeated non-finite steps: keep a copy in memory.
-            self._good_state = _cloned(state)
+            self._good_state = copied(state)
             return None
         path = save_checkpoint(
             self.run.checkpoint_dir, state, self.step_count, self.config.train.keep_checkpoints, best
         )
-        self._event("checkpoint", file=path.name, best=best)
+        self.record_event("checkpoint", file=path.name, best=best, **fields)
         return path
 
     # -- bookkeeping --------------------------------------------------------------------------
 
-    def _event(self, kind: str, **fields: Any) -> None:
+    def record_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Log an event at the current step (events.jsonl with a run folder); it is handed out by
+        the next :meth:`drain` (and so in the next report)."""
         if self.events is not None:
             event = self.events.write(kind, self.step_count, **fields)
         else:
             event = {"kind": kind, "step": self.step_count, "time": time.time(), **fields}
         self._pending_events.append(event)
-
-    def log_event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Record an event from the driving loop (pause, resume, stop) at the current step."""
-        self._event(kind, **fields)
-        return self._pending_events.pop()
-
-    def _write_metrics(self, report: StepReport) -> None:
-        row: dict[str, Any] = {
-            "step": report.step,
-            "wall_time": f"{report.wall_time:.3f}",
-            "elapsed": report.elapsed,
-            "lr": report.lr,
-            "grad_norm": report.grad_norm,
-        }
-        row.update(report.terms)
-        row.update({weight_column(k): v for k, v in report.weights.items()})
-        if report.validation:
-            row[VALIDATION_COLUMN] = report.validation["mel_distance"]
-        self.writer.write(row)
+        return event
 
     def close(self) -> None:
         for handle in (self.writer, self.events):
