@@ -11,10 +11,11 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.vqstudio-installed
 
 # System libraries: PortAudio for sounddevice; xcb, EGL and fontconfig for a Qt window;
-# Xvfb for the real-window tests; espeak-ng and FluidSynth only to regenerate the demo corpus.
+# Xvfb for the real-window tests; desktop-file-utils to validate the desktop entry; espeak-ng
+# and FluidSynth only to regenerate the demo corpus.
 SYSTEM_PACKAGES := libportaudio2 libasound2 xvfb xauth libxcb-cursor0 libxcb-icccm4 \
 	libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 libxcb-shape0 \
-	libxcb-xinerama0 libxcb-randr0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+	libxcb-xinerama0 libxcb-randr0 libegl1 libgl1 libfontconfig1 libdbus-1-3 desktop-file-utils
 DEMO_PACKAGES := espeak-ng fluidsynth fluid-soundfont-gm
 
 .PHONY: run test env system-packages bench demo-corpus clean

@@ -4,4 +4,4 @@ Layers (dependencies point one way): ``app -> train -> model -> audio``; ``confi
 are leaves every layer may use. Only ``vqstudio.app`` imports Qt, pyqtgraph or sounddevice.
 """
 
-__version__ = "0.1.0"
+from vqstudio.version import __version__  # noqa: F401 (the one place it is written)

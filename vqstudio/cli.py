@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqstudio", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version, git commit, Python and torch versions, and exit")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     p = sub.add_parser("presets", help="list the presets")
@@ -87,7 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     # Overrides for a new run (tests and scripts use a tiny model); hidden from --help.
     p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_app)
+
+    p = sub.add_parser("install-desktop",
+                       help="add VQ Studio to the Linux applications menu (desktop entry and icon)")
+    p.add_argument("--uninstall", action="store_true", help="remove the entry and icon again")
+    p.set_defaults(handler=cmd_install_desktop)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from vqstudio.version import version_text
+
+        print(version_text())
+        parser.exit()
 
 
 # -- presets ----------------------------------------------------------------------------------
@@ -368,6 +386,21 @@ def cmd_app(args) -> int:
         raise UserError(f"the desktop app cannot start ({exc})",
                         "install the project with `make run` or `pip install -e .`") from None
     return run_app(args)
+
+
+# -- install-desktop --------------------------------------------------------------------------
+
+
+def cmd_install_desktop(args) -> int:
+    from vqstudio import desktop
+
+    if args.uninstall:
+        removed = desktop.uninstall()
+        print("\n".join(f"removed {p}" for p in removed) or "VQ Studio's desktop entry was not installed.")
+        return 0
+    for path in desktop.install():
+        print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -178,6 +178,9 @@ class Config:
         """Build and validate from nested dicts (as read from TOML). Unknown keys are refused."""
         raw = dict(raw)
         preset = raw.pop("preset", "")
+        # [written_by] records the code that wrote a run's config (to_toml); older runs lack it.
+        if not isinstance(raw.pop("written_by", {}), dict):
+            raise ConfigError(f"{source}: [written_by] must be a table", "write it as [written_by]")
         if not isinstance(preset, str):
             raise ConfigError(f"{source}: 'preset' must be a string")
         sections = {}
@@ -199,8 +202,16 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_toml(self) -> str:
-        return dumps_toml(self.to_dict())
+    def to_toml(self, written_by: bool = True) -> str:
+        """The configuration as TOML; with ``written_by``, a ``[written_by]`` table first that
+        names the code writing it (version, git commit, Python, torch), ignored when read."""
+        data = self.to_dict()
+        if written_by:
+            from vqstudio.version import version_info
+
+            stamp = {k: v for k, v in version_info().items() if v is not None}
+            data = {"preset": data.pop("preset"), "written_by": stamp, **data}
+        return dumps_toml(data)
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "Config":
         """A new, validated configuration with ``section.key=value`` overrides applied."""
@@ -415,7 +426,7 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
 
 def preset_summary(name: str) -> str:
     """The first comment line of a preset file: its one-line description."""
-    for line in preset_path(name).read_text().splitlines():
+    for line in preset_path(name).read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
@@ -424,7 +435,7 @@ def preset_summary(name: str) -> str:
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file", "check the path") from None
     except tomllib.TOMLDecodeError as exc:
