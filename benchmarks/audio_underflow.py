@@ -156,7 +156,8 @@ def main() -> None:
 
     from vqstudio.app.player import ABPlayer
     from vqstudio.audio.io import read_audio
-    from vqstudio.config import DEMO_DIR, load_preset
+    from vqstudio.config import load_preset
+    from vqstudio.resources import demo_dir
     from vqstudio.train.trainer import Trainer
 
     class TimedPlayer(ABPlayer):
@@ -189,7 +190,7 @@ def main() -> None:
     config = load_preset(args.preset, ["train.validate_every=0", "train.checkpoint_every=0"])
     trainer = Trainer(config, None)
     sr = config.model.sample_rate
-    clip = read_audio(DEMO_DIR / "speech-04-directions.flac", sr, duration=8.0)
+    clip = read_audio(demo_dir() / "speech-04-directions.flac", sr, duration=8.0)
     reconstruction = trainer.reconstruct(clip)
     # The cyclic garbage collector holds the GIL while it runs, in whichever thread triggered it.
     gc_pauses: list[tuple[int, float]] = []

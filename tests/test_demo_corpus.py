@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vqstudio.config import DEMO_DIR
+from vqstudio.resources import demo_dir
+
+DEMO_DIR = demo_dir()
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_demo_corpus.py"
 FILES = sorted(DEMO_DIR.glob("*.flac"))
