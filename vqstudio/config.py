@@ -155,6 +155,7 @@ class TrainConfig:
     heavy_every: int = 100  # histograms, spectrograms and probe audio every N steps
     validate_every: int = 500
     checkpoint_every: int = 500
+    checkpoint_minutes: float = 5.0  # also autosave this often (wall clock; 0 turns it off)
     keep_checkpoints: int = 3
     max_nonfinite: int = 3  # consecutive non-finite steps before restoring the last checkpoint
     seed: int = 0
@@ -292,6 +293,9 @@ class Config:
                 )
             if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
                 bad(f"loss.weights.{name} = {weight} must be a finite number >= 0", "use e.g. 1.0")
+        if not (math.isfinite(t.checkpoint_minutes) and t.checkpoint_minutes >= 0):
+            bad(f"train.checkpoint_minutes = {t.checkpoint_minutes} must be >= 0",
+                "use e.g. 5 (minutes between autosaves), or 0 to save only every checkpoint_every steps")
         if t.lr <= 0 or not math.isfinite(t.lr):
             bad(f"train.lr = {t.lr} must be positive", "use e.g. 3e-4")
         if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
