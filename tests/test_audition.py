@@ -13,7 +13,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
 from alsa_null import run_python, write_asoundrc
-from vqstudio.app.panels.audition import MAX_CLIP_S, AuditionPanel
+from vqstudio.app.panels.audition import AuditionPanel
+from vqstudio.app.panels.audition_clip import MAX_CLIP_S
 from vqstudio.app.player import ABPlayer
 from vqstudio.app.store import RunStore
 from vqstudio.audio.io import write_audio

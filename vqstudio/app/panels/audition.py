@@ -12,121 +12,38 @@ Keys (while the panel has focus): Space or P play/pause, A / B / R pick a source
 the source heard before. The panel takes Space before any window-wide shortcut does (it accepts
 the ShortcutOverride), so Space means "play" here and "train" elsewhere.
 
+Its parts: the clip (``audition_clip``), the requests to the worker (``reconstruction_requests``),
+the transport row and its keys (``audition_transport``) and the read-outs (``audition_readouts``).
+
 Receiving and drawing are apart: ``refresh()`` (the window's 30 Hz timer) moves the playhead line
 and, only when the store's version moved, picks up a new probe or run information.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from vqstudio.app import theme
+from vqstudio.app.notices import notice_label, show_notice
+from vqstudio.app.panels.audition_clip import Clip, list_audio, read_clip
+from vqstudio.app.panels.audition_readouts import levels_text, status_text
+from vqstudio.app.panels.audition_transport import BACK, PLAY, SOURCE_COLORS, Transport, loop_region, transport_key
+from vqstudio.app.panels.clip_chooser import OPEN_FILE, PROBE, ClipChooser, ask_for_audio_file
+from vqstudio.app.panels.reconstruction_requests import ReconstructionRequests
 from vqstudio.app.panels.waveform import WaveformView
-from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL, fit_length, rms
-from vqstudio.audio.io import READ_SUFFIXES, audio_info, read_audio, resample
+from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL, fit_length
+from vqstudio.audio.io import resample
 from vqstudio.config import DEMO_DIR
 from vqstudio.errors import UserError
 
-MAX_CLIP_S = 20.0
-MAX_LISTED_FILES = 500  # a huge corpus lists its first files; any file can still be opened
 # A file is reconstructed again as training moves on, but not more often than this: a 20 s clip
 # through a large model costs the training thread real time.
 FILE_REFRESH_S = 10.0
-PROBE = "probe"
-OPEN_FILE = "open"
-RECONSTRUCT_TAG = "audition"
-
-SOURCE_KEYS = {Qt.Key.Key_A: ORIGINAL, Qt.Key.Key_B: RECONSTRUCTION, Qt.Key.Key_R: RESIDUAL}
-PLAY_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_P)
-SOURCE_LETTERS = {ORIGINAL: "A", RECONSTRUCTION: "B", RESIDUAL: "R"}
-SOURCE_COLORS = {
-    ORIGINAL: theme.ORIGINAL_COLOR,
-    RECONSTRUCTION: theme.RECONSTRUCTION_COLOR,
-    RESIDUAL: theme.RESIDUAL_COLOR,
-}
-
-
-@dataclass
-class Clip:
-    """The clip being auditioned: ``original`` [T] float32 at ``rate``; ``reconstruction`` [T]
-    at the same rate once it is known (for the view; the player holds its own copies)."""
-
-    name: str
-    path: str | None  # None for the training probe
-    original: np.ndarray
-    rate: int
-    reconstruction: np.ndarray | None = None
-    about: str = ""  # where the reconstruction came from: "step 1200, 2 of 4 levels"
-
-    @property
-    def is_probe(self) -> bool:
-        return self.path is None
-
-    @property
-    def residual(self) -> np.ndarray | None:
-        if self.reconstruction is None:
-            return None
-        return self.original - self.reconstruction
-
-
-def _list_audio(folder: Path) -> list[str]:
-    """Audio files under ``folder`` by relative path (hidden ones skipped), at most
-    MAX_LISTED_FILES; nothing if it cannot be read."""
-    found: list[str] = []
-    try:
-        for path in sorted(folder.rglob("*")):
-            parts = path.relative_to(folder).parts
-            if path.suffix.lower() in READ_SUFFIXES and not any(p.startswith(".") for p in parts):
-                found.append(str(path))
-                if len(found) >= MAX_LISTED_FILES:
-                    break
-    except OSError:
-        pass
-    return found
-
-
-def _button_style(colour: str) -> str:
-    """A flat button; checked, it wears its source's colour (the waveform's too)."""
-    return (
-        f"QPushButton {{ background: {theme.SURFACE}; border: 1px solid {theme.BORDER}; "
-        f"border-radius: 3px; padding: 3px 10px; color: {theme.TEXT}; }}"
-        f"QPushButton:hover {{ background: {theme.SURFACE_RAISED}; }}"
-        f"QPushButton:checked {{ background: {theme.SURFACE_RAISED}; border-color: {colour}; "
-        f"color: {colour}; }}"
-        f"QPushButton:disabled {{ color: {theme.TEXT_DIM}; border-color: {theme.SURFACE}; }}"
-    )
-
-
-def _db(value: float) -> str:
-    return f"{20 * math.log10(value):+.1f} dB" if value > 0 else "−∞ dB"
-
-
-def _dbfs(samples: np.ndarray | None) -> str:
-    if samples is None:
-        return "—"
-    level = rms(samples)
-    return f"{20 * math.log10(level):.1f}" if level > 0 else "−∞"
 
 
 class AuditionPanel(QWidget):
@@ -148,20 +65,14 @@ class AuditionPanel(QWidget):
         super().__init__(parent)
         self.store, self.worker, self.player = store, worker, player
         self.clip: Clip | None = None
-        self.selected = ORIGINAL
-        self._previous: str | None = None
         self._levels: int | None = None  # None: all levels
-        self._pending: tuple[int, Clip, int | None] | None = None  # (command id, clip, levels)
-        self._requested_at = -math.inf
+        self.requests = ReconstructionRequests(worker)
         self._seen_version = -1
         self._seen_info: dict | None = None
         self._seen_probe: dict | None = None
         self._model_rate = 0
         self._max_levels = 0
-        self._last_playhead = -1.0
         self._probe_playhead = -1.0  # what playhead_changed said last
-        self._player_ok: bool | None = None
-        self._gains_shown: dict | None = None
 
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._build()
@@ -172,13 +83,7 @@ class AuditionPanel(QWidget):
     # -- layout ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.clip_box = QComboBox()
-        self.clip_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.clip_box.setMinimumContentsLength(18)
-        self.clip_box.setToolTip("What to listen to: the training probe, a corpus file, or any "
-                                 "audio file (you can also drop one on the window)")
-        self.clip_box.addItem("Training probe", PROBE)
-        self.clip_box.addItem("Open audio file…", OPEN_FILE)
+        self.clip_box = ClipChooser()
         self.clip_box.activated.connect(self._on_clip_chosen)
 
         self.levels_box = QSpinBox()
@@ -201,40 +106,17 @@ class AuditionPanel(QWidget):
         self.waveform.seek_requested.connect(self._on_seek)
         self.waveform.loop_changed.connect(self._on_loop_moved)
 
-        self.play_button = self._button("▶  Play", "Play / pause (Space or P)")
+        self.transport = Transport(self.player)
+        self.play_button = self.transport.play_button
+        self.source_buttons = self.transport.source_buttons
+        self.loop_box, self.match_box = self.transport.loop_box, self.transport.match_box
         self.play_button.clicked.connect(self.toggle_playback)
-        self.source_buttons: dict[str, QPushButton] = {}
-        group = QButtonGroup(self)
-        group.setExclusive(True)
-        for name, label in ((ORIGINAL, "original"), (RECONSTRUCTION, "reconstruction"),
-                            (RESIDUAL, "residual")):
-            letter = SOURCE_LETTERS[name]
-            button = self._button(f"{letter}  {label}", f"Listen to the {label} ({letter}; "
-                                  "Tab goes back to the previous one)")
-            button.setCheckable(True)
-            button.setStyleSheet(_button_style(SOURCE_COLORS[name]))
+        for name, button in self.source_buttons.items():
             button.clicked.connect(lambda _=False, n=name: self.select_source(n))
-            group.addButton(button)
-            self.source_buttons[name] = button
-        self.source_buttons[ORIGINAL].setChecked(True)
-        self.loop_box = QCheckBox("Loop")
-        self.loop_box.setToolTip("Repeat the shaded region (drag its edges on the waveform)")
         self.loop_box.toggled.connect(self._on_loop_toggled)
-        self.match_box = QCheckBox("Match loudness")
-        self.match_box.setToolTip("Play every source at the original's RMS (boosts up to +12 dB)")
         self.match_box.toggled.connect(self._on_match_toggled)
-        for box in (self.loop_box, self.match_box):
-            box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-
-        transport = QHBoxLayout()
-        transport.addWidget(self.play_button)
-        transport.addSpacing(8)
-        for button in self.source_buttons.values():
-            transport.addWidget(button)
-        transport.addSpacing(8)
-        transport.addWidget(self.loop_box)
-        transport.addWidget(self.match_box)
-        transport.addStretch(1)
+        self.transport.selection_changed.connect(lambda _name: self._redraw())
+        self.transport.gains_changed.connect(self._update_levels_label)
 
         self.status = QLabel()
         self.status.setObjectName("placeholder")
@@ -246,94 +128,44 @@ class AuditionPanel(QWidget):
         info_row.addWidget(self.status, 1)
         info_row.addWidget(self.levels_label)
 
-        self.device_notice = self._notice()
-        self.notice = self._notice()
+        self.device_notice = notice_label()
+        self.notice = notice_label()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
         layout.addLayout(top)
         layout.addWidget(self.waveform, 1)
-        layout.addLayout(transport)
+        layout.addWidget(self.transport)
         layout.addLayout(info_row)
         layout.addWidget(self.device_notice)
         layout.addWidget(self.notice)
-
-    def _button(self, text: str, tip: str) -> QPushButton:
-        button = QPushButton(text)
-        button.setToolTip(tip)
-        button.setStyleSheet(_button_style(theme.ACCENT))
-        # Buttons never take focus: Space must reach the panel, not click the last button used.
-        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        return button
-
-    def _notice(self) -> QLabel:
-        label = QLabel()
-        label.setObjectName("notice")
-        label.setWordWrap(True)
-        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        label.setVisible(False)
-        return label
-
-    def _show_notice(self, label: QLabel, text: str, severity: str = "warning") -> None:
-        label.setText(text)
-        label.setProperty("severity", severity)
-        label.style().unpolish(label)
-        label.style().polish(label)
-        label.setVisible(bool(text))
 
     # -- the redraw timer -----------------------------------------------------------------------
 
     def refresh(self) -> None:
         """Called by the window's ~30 Hz timer: move the playhead; pick up new run information or
         a new probe when the store changed."""
-        self._sync_player_state()
+        if self.transport.check_player():
+            self._show_player_state()
         version = getattr(self.store, "version", 0)
         if version != self._seen_version:
             self._seen_version = version
             self._sync_info()
             self._sync_probe()
-        if self._player_ok:
-            self._follow_player()
-        on_probe = self._player_ok and self.clip is not None and self.clip.is_probe
-        probe_playhead = self._last_playhead if on_probe else -1.0
+        if self.transport.ok and self.transport.follow():
+            self.waveform.set_playhead(self.transport.playhead)
+        on_probe = self.transport.ok and self.clip is not None and self.clip.is_probe
+        probe_playhead = self.transport.playhead if on_probe else -1.0
         if probe_playhead != self._probe_playhead:
             self._probe_playhead = probe_playhead
             self.playhead_changed.emit(probe_playhead)
 
-    def _follow_player(self) -> None:
-        """Playhead line, play/pause label, selection and gains as the player has them now."""
-        player = self.player
-        seconds = player.playhead
-        if seconds != self._last_playhead:
-            self._last_playhead = seconds
-            self.waveform.set_playhead(seconds)
-        self.play_button.setText("❚❚  Pause" if player.is_playing else "▶  Play")
-        if player.selected != self.selected and player.selected in SOURCE_COLORS:
-            self._show_selected(player.selected)
-        gains = player.gains if self.match_box.isChecked() else None
-        if gains != self._gains_shown:
-            self._gains_shown = gains
-            self._update_levels_label()
-
-    def _sync_player_state(self) -> None:
-        ok = bool(self.player is not None and self.player.available)
-        if ok == self._player_ok:
-            return
-        self._player_ok = ok
-        for widget in (self.play_button, self.loop_box, self.match_box):
-            widget.setEnabled(ok)
+    def _show_player_state(self) -> None:
+        ok = self.transport.ok
         self.waveform.playhead.setVisible(ok)
-        if ok:
-            self._show_notice(self.device_notice, "")
-        else:
-            reason = (
-                self.player.unavailable_reason
-                if self.player is not None and self.player.unavailable_reason
-                else "Audio playback is off — no audio player was created"
-            )
-            self._show_notice(self.device_notice, f"Playback unavailable: {reason}", "error")
+        text = "" if ok else f"Playback unavailable: {self.transport.unavailable_reason()}"
+        show_notice(self.device_notice, text, "error")
 
     def _sync_info(self) -> None:
         info = getattr(self.store, "info", None) or {}
@@ -350,28 +182,14 @@ class AuditionPanel(QWidget):
                 self.levels_box.setValue(levels or 1)
             self._levels = None
         self.levels_box.setEnabled(levels > 1 and self.worker is not None)
-        probe_file = info.get("probe_file")
-        self.clip_box.setItemText(
-            0, f"Training probe ({Path(probe_file).name})" if probe_file else "Training probe"
-        )
+        self.clip_box.name_probe(info.get("probe_file"))
         if info:
             files = info.get("corpus_files")
-            self._fill_corpus(files if files is not None else _list_audio(self._data_folder()))
+            self.clip_box.add_files(files if files is not None else list_audio(self._data_folder()))
 
     def _data_folder(self) -> Path:
         info = self._seen_info or {}
         return Path(info["data"]) if info.get("data") else DEMO_DIR
-
-    def _fill_corpus(self, files: list) -> None:
-        """List the run's corpus files between the probe and "Open audio file…", keeping files
-        the user opened or dropped."""
-        box = self.clip_box
-        known = {box.itemData(i) for i in range(box.count())}
-        with QSignalBlocker(box):
-            for path in map(str, files):
-                if path not in known:
-                    box.insertItem(box.count() - 1, Path(path).name, path)
-                    box.setItemData(box.count() - 2, path, Qt.ItemDataRole.ToolTipRole)
 
     def _sync_probe(self) -> None:
         probe = getattr(self.store, "probe", None) or None
@@ -382,11 +200,7 @@ class AuditionPanel(QWidget):
             self.clip is not None and self.clip.is_probe
         ):
             self._use_probe(probe)
-        elif (
-            self.clip is not None
-            and self._pending is None
-            and time.monotonic() - self._requested_at >= FILE_REFRESH_S
-        ):
+        elif self.clip is not None and self.requests.idle_for(FILE_REFRESH_S):
             # Training moved on: hear the open file through the newer weights too.
             self._request_reconstruction()
 
@@ -419,31 +233,13 @@ class AuditionPanel(QWidget):
     def set_clip_from_file(self, path: str | Path) -> bool:
         """Audition the first ~20 s of an audio file, read at the model's rate. A file that
         cannot be used leaves the current clip and shows a notice; returns whether it loaded."""
-        path = str(path)
-        rate = self._model_rate or None
         try:
-            info = audio_info(path)
-            wave = read_audio(path, rate, duration=min(MAX_CLIP_S, info.duration))
+            clip, note = read_clip(path, self._model_rate or None)
         except UserError as error:
-            self._show_notice(self.notice, str(error), "error")
+            show_notice(self.notice, str(error), "error")
             self._show_current_in_box()
             return False
-        except Exception as error:  # an unreadable file must never take the window down
-            self._show_notice(
-                self.notice,
-                f"{path}: could not be read ({type(error).__name__}: {error}) — "
-                "try converting it to WAV or FLAC",
-                "error",
-            )
-            self._show_current_in_box()
-            return False
-        clip = Clip(Path(path).name, path, np.ascontiguousarray(wave, dtype=np.float32),
-                    int(rate or info.sample_rate))
-        if info.duration > MAX_CLIP_S + 0.05:
-            self._show_notice(self.notice, f"Using the first {MAX_CLIP_S:.0f} s of {clip.name} "
-                              f"(it is {info.duration:.1f} s long)", "warning")
-        else:
-            self._show_notice(self.notice, "")
+        show_notice(self.notice, note, "warning")
         self._set_clip(clip, keep_place=False)
         self._request_reconstruction()
         self._show_current_in_box()
@@ -454,8 +250,8 @@ class AuditionPanel(QWidget):
         """Make ``clip`` the one heard; a new file starts from the top without a loop, a new probe
         segment keeps the playhead and the loop (clamped by the player)."""
         self.clip = clip
-        self._pending = None
-        if self._player_ok:
+        self.requests.forget()
+        if self.transport.ok:
             self.player.set_clip(clip.original, None, clip.rate)
             if not keep_place:
                 self.player.seek(0.0)
@@ -464,36 +260,27 @@ class AuditionPanel(QWidget):
         self._redraw()
 
     def _show_current_in_box(self) -> None:
-        box = self.clip_box
-        want = PROBE if self.clip is None or self.clip.is_probe else self.clip.path
-        index = box.findData(want)
-        with QSignalBlocker(box):
-            if index < 0:
-                box.insertItem(box.count() - 1, self.clip.name, want)
-                box.setItemData(box.count() - 2, want, Qt.ItemDataRole.ToolTipRole)
-                index = box.count() - 2
-            box.setCurrentIndex(index)
+        clip = self.clip
+        self.clip_box.show_choice(None if clip is None or clip.is_probe else clip.path,
+                                  clip.name if clip is not None else "")
 
     def _on_clip_chosen(self, index: int) -> None:
         choice = self.clip_box.itemData(index)
         if choice == PROBE:
-            self._show_notice(self.notice, "")
+            show_notice(self.notice, "")
             self.clip = None
-            self._pending = None
+            self.requests.forget()
             probe = getattr(self.store, "probe", None)
             if probe and "original" in probe:
                 self._seen_probe = probe
                 self._use_probe(probe, fresh=True)
             else:
-                if self._player_ok:
+                if self.transport.ok:
                     self.player.pause()
                 self._redraw()
                 self._show_status()
         elif choice == OPEN_FILE:
-            suffixes = " ".join(f"*{s}" for s in READ_SUFFIXES)
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Audition an audio file", str(self._data_folder()), f"Audio files ({suffixes})"
-            )
+            path = ask_for_audio_file(self, self._data_folder())
             if path:
                 self.set_clip_from_file(path)
             else:
@@ -506,42 +293,23 @@ class AuditionPanel(QWidget):
 
     def _request_reconstruction(self) -> None:
         """Ask the worker to reconstruct the current clip with the current weights and levels."""
-        clip = self.clip
-        if clip is None:
+        if self.clip is None:
             return
-        if self.worker is None:
-            self._pending = None
-            self._show_status()
-            return
-        rate = self._model_rate or clip.rate
-        wave = clip.original if rate == clip.rate else resample(clip.original, clip.rate, rate)
-        levels = self._levels
         try:
-            command_id = self.worker.command(
-                "reconstruct", wave=np.ascontiguousarray(wave, dtype=np.float32),
-                levels=levels, tag=RECONSTRUCT_TAG,
-            )
+            self.requests.ask(self.clip, self._model_rate, self._levels)
         except UserError as error:
-            self._show_notice(self.notice, str(error), "error")
+            show_notice(self.notice, str(error), "error")
             return
-        self._pending = (command_id, clip, levels)
-        self._requested_at = time.monotonic()
         self._show_status()
 
     def _on_result(self, result: dict) -> None:
-        pending = self._pending
-        if (
-            pending is None
-            or result.get("kind") != "reconstruction"
-            or result.get("id") != pending[0]
-            or pending[1] is not self.clip
-        ):
+        request = self.requests.answered(result, self.clip)
+        if request is None:
             return
-        self._pending = None
-        _, clip, levels = pending
+        clip, levels = request.clip, request.levels
         if result.get("error") or result.get("audio") is None:
             problem = result.get("error") or "the worker sent no audio"
-            self._show_notice(self.notice, f"Reconstruction failed: {problem}", "error")
+            show_notice(self.notice, f"Reconstruction failed: {problem}", "error")
             self._show_status()
             return
         rate = int(result.get("sample_rate") or self._model_rate or clip.rate)
@@ -554,7 +322,7 @@ class AuditionPanel(QWidget):
 
     def _take_reconstruction(self, clip: Clip, audio: np.ndarray, rate: int, about: str) -> None:
         """Swap a reconstruction in at the same playhead (the player crossfades to it)."""
-        if self._player_ok:
+        if self.transport.ok:
             self.player.set_source_buffer(RECONSTRUCTION, audio, sample_rate=rate)
         if rate != clip.rate:
             audio = resample(audio, rate, clip.rate)
@@ -564,7 +332,7 @@ class AuditionPanel(QWidget):
 
     def _on_levels(self, value: int) -> None:
         self._levels = None if value >= self._max_levels else int(value)
-        self._pending = None  # an answer still on its way is for the old levels
+        self.requests.forget()  # an answer still on its way is for the old levels
         if self.clip is None:
             return
         if self.clip.is_probe and self._levels is None and self._seen_probe:
@@ -580,28 +348,21 @@ class AuditionPanel(QWidget):
 
     def toggle_playback(self) -> None:
         """Play or pause (Space, P)."""
-        if self._player_ok and self.clip is not None:
-            self.player.toggle()
+        if self.clip is not None:
+            self.transport.toggle()
 
     def select_source(self, name: str) -> None:
         """Listen to ``name`` (original, reconstruction, residual) from the same playhead."""
-        if name not in SOURCE_COLORS:
-            raise ValueError(f"unknown source {name!r}")
-        if name != self.selected:
-            self._previous = self.selected
-        if self._player_ok:
-            self.player.select(name)
-        self._show_selected(name)
+        self.transport.select(name)
 
     def toggle_last_source(self) -> None:
         """Go back to the source heard before the current one (Tab)."""
-        if self._previous is not None:
-            self.select_source(self._previous)
+        self.transport.back()
 
-    def _show_selected(self, name: str) -> None:
-        self.selected = name
-        self.source_buttons[name].setChecked(True)
-        self._redraw()
+    @property
+    def selected(self) -> str:
+        """The source heard: original, reconstruction or residual."""
+        return self.transport.selected
 
     def set_loop(self, start_s: float, end_s: float) -> None:
         """Loop ``[start_s, end_s)`` of the clip (from the spectrogram's selection, or code)."""
@@ -619,63 +380,54 @@ class AuditionPanel(QWidget):
         region = self.waveform.region
         region.setVisible(on)
         if not on:
-            if self._player_ok:
+            if self.transport.ok:
                 self.player.clear_loop()
             return
         duration = self.waveform.duration
-        start, end = region.getRegion()
         if not duration:
             return
-        if not (0.0 <= start < end <= duration) or (start, end) == (0.0, 1.0):
-            # First use: a couple of seconds from the playhead.
-            here = min(max(self._last_playhead, 0.0), duration)
-            start = min(here, max(duration - 2.0, 0.0))
-            end = min(start + 2.0, duration)
+        start, end = loop_region(region.getRegion(), self.transport.playhead, duration)
         region.setRegion((start, end))
         self._on_loop_moved(start, end)
 
     def _on_loop_moved(self, start: float, end: float) -> None:
         if self.loop_box.isChecked():
-            if self._player_ok:
+            if self.transport.ok:
                 self.player.set_loop(start, end)
             if self.clip is not None and self.clip.is_probe:
                 self.loop_changed.emit(start, end)
 
     def _on_seek(self, seconds: float) -> None:
-        if self._player_ok:
+        if self.transport.ok:
             self.player.seek(seconds)
 
     def _on_match_toggled(self, on: bool) -> None:
-        if self._player_ok:
+        if self.transport.ok:
             self.player.loudness_match = on
 
     # -- keys -----------------------------------------------------------------------------------
 
-    def _transport_key(self, event: QKeyEvent) -> bool:
-        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        key = event.key()
-        return mods == Qt.KeyboardModifier.NoModifier and (
-            key in PLAY_KEYS or key in SOURCE_KEYS or key == Qt.Key.Key_Tab
-        )
-
     def event(self, event: QEvent) -> bool:
         kind = event.type()
-        if kind == QEvent.Type.ShortcutOverride and self._transport_key(event):
-            # Ours while the panel has focus, even if the window binds Space to training.
-            event.accept()
-            return True
-        if kind == QEvent.Type.KeyPress and self._transport_key(event):
+        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            return super().event(event)
+        action = transport_key(event)
+        if action is None:
+            return super().event(event)
+        if kind == QEvent.Type.KeyPress:
             # Handled before QWidget.event would turn Tab into a focus change.
-            key = event.key()
-            if key in PLAY_KEYS:
+            if action == PLAY:
                 if not event.isAutoRepeat():
                     self.toggle_playback()
-            elif key == Qt.Key.Key_Tab:
+            elif action == BACK:
                 self.toggle_last_source()
             else:
-                self.select_source(SOURCE_KEYS[key])
-            event.accept()
-            return True
+                self.select_source(action)
+        # A ShortcutOverride accepted: ours while the panel has focus, even if the window binds
+        # Space to training.
+        event.accept()
+        return True
+
         return super().event(event)
 
     # -- read-outs ------------------------------------------------------------------------------
@@ -691,36 +443,12 @@ class AuditionPanel(QWidget):
         self._update_levels_label()
 
     def _update_levels_label(self) -> None:
-        clip = self.clip
-        if clip is None:
-            self.levels_label.setText("")
-            return
-        parts = [f"{letter} {_dbfs(samples)}" for letter, samples in
-                 (("A", clip.original), ("B", clip.reconstruction), ("R", clip.residual))]
-        text = "RMS dBFS  " + "  ".join(parts)
-        if self._gains_shown:
-            gains = "  ".join(
-                f"{SOURCE_LETTERS[n]} {_db(g)}" for n, g in self._gains_shown.items()
-                if n in SOURCE_LETTERS and n != ORIGINAL
-            )
-            text += f"  ·  gain  {gains}"
-        self.levels_label.setText(text)
+        self.levels_label.setText(levels_text(self.clip, self.transport.gains))
 
     def _show_status(self) -> None:
-        clip = self.clip
-        if clip is None:
-            self.status.setText("Waiting for the first probe from training (start or open a run)")
-            return
-        text = f"{clip.name} · {clip.original.shape[0] / clip.rate:.1f} s · B: "
-        if self._pending is not None and not getattr(self.worker, "is_running", True):
-            text += "reconstructed once training starts"
-        elif self._pending is not None:
-            levels = self._pending[2]
-            text += f"reconstructing ({f'{levels} of {self._max_levels}' if levels else 'all'} levels)…"
-        elif clip.reconstruction is not None:
-            text += clip.about
-        elif self.worker is None:
-            text += "needs a training session (start or open a run)"
-        else:
-            text += "none yet"
-        self.status.setText(text)
+        pending = self.requests.pending
+        self.status.setText(status_text(
+            self.clip, waiting=pending is not None, waiting_levels=pending and pending.levels,
+            max_levels=self._max_levels, has_worker=self.worker is not None,
+            training=getattr(self.worker, "is_running", True),
+        ))

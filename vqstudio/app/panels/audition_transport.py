@@ -1,0 +1,175 @@
+"""The audition panel's transport: the play button, one button per source (A original,
+B reconstruction, R residual, each in its waveform colour), Loop and Match loudness, and the keys
+that drive them while the panel has focus: Space or P play/pause, A / B / R pick a source, Tab goes
+back to the source heard before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QPushButton, QSizePolicy, QWidget
+
+from vqstudio.app import theme
+from vqstudio.app.panels.audition_readouts import SOURCE_LETTERS
+from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL
+
+SOURCE_KEYS = {Qt.Key.Key_A: ORIGINAL, Qt.Key.Key_B: RECONSTRUCTION, Qt.Key.Key_R: RESIDUAL}
+PLAY_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_P)
+SOURCE_COLORS = {
+    ORIGINAL: theme.ORIGINAL_COLOR,
+    RECONSTRUCTION: theme.RECONSTRUCTION_COLOR,
+    RESIDUAL: theme.RESIDUAL_COLOR,
+}
+PLAY, BACK = "play", "back"  # what transport_key() returns besides a source name
+
+
+def transport_key(event: QKeyEvent) -> str | None:
+    """What an unmodified key means to the transport: PLAY, BACK (Tab), a source name, or None
+    (not ours)."""
+    mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    if mods != Qt.KeyboardModifier.NoModifier:
+        return None
+    key = event.key()
+    if key in PLAY_KEYS:
+        return PLAY
+    if key == Qt.Key.Key_Tab:
+        return BACK
+    return SOURCE_KEYS.get(key)
+
+
+def loop_region(region: tuple[float, float], playhead: float, duration: float) -> tuple[float, float]:
+    """The loop to use when Loop is ticked: ``region`` (seconds) if it lies in the clip and was
+    moved from the waveform's initial (0, 1); else, the first time, two seconds from the
+    playhead (or the clip's last two)."""
+    start, end = region
+    if 0.0 <= start < end <= duration and (start, end) != (0.0, 1.0):
+        return start, end
+    here = min(max(playhead, 0.0), duration)
+    start = min(here, max(duration - 2.0, 0.0))
+    return start, min(start + 2.0, duration)
+
+
+def button_style(colour: str) -> str:
+    """A flat button; checked, it wears its source's colour (the waveform's too)."""
+    return (
+        f"QPushButton {{ background: {theme.SURFACE}; border: 1px solid {theme.BORDER}; "
+        f"border-radius: 3px; padding: 3px 10px; color: {theme.TEXT}; }}"
+        f"QPushButton:hover {{ background: {theme.SURFACE_RAISED}; }}"
+        f"QPushButton:checked {{ background: {theme.SURFACE_RAISED}; border-color: {colour}; "
+        f"color: {colour}; }}"
+        f"QPushButton:disabled {{ color: {theme.TEXT_DIM}; border-color: {theme.SURFACE}; }}"
+    )
+
+
+def _button(text: str, tip: str, colour: str = theme.ACCENT) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.setStyleSheet(button_style(colour))
+    # Buttons never take focus: Space must reach the panel, not click the last button used.
+    button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+    return button
+
+
+class Transport(QWidget):
+    """The row of controls and the player behind them (``player`` None or unavailable: the
+    controls are disabled). The panel connects the clicks; :meth:`follow` (the redraw timer)
+    shows what the player is doing."""
+
+    selection_changed = Signal(str)  # the source now heard
+    gains_changed = Signal()  # the loudness-matching gains shown changed
+
+    def __init__(self, player: Any | None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.player = player
+        self.ok: bool | None = None  # whether the player can play (None: not checked yet)
+        self.selected = ORIGINAL
+        self.previous: str | None = None
+        self.playhead = -1.0  # seconds, as of the last follow()
+        self.gains: dict | None = None  # shown while matching loudness
+        self.play_button = _button("▶  Play", "Play / pause (Space or P)")
+        self.source_buttons: dict[str, QPushButton] = {}
+        group = QButtonGroup(self)
+        group.setExclusive(True)
+        for name, label in ((ORIGINAL, "original"), (RECONSTRUCTION, "reconstruction"),
+                            (RESIDUAL, "residual")):
+            letter = SOURCE_LETTERS[name]
+            button = _button(f"{letter}  {label}", f"Listen to the {label} ({letter}; "
+                             "Tab goes back to the previous one)", SOURCE_COLORS[name])
+            button.setCheckable(True)
+            group.addButton(button)
+            self.source_buttons[name] = button
+        self.source_buttons[ORIGINAL].setChecked(True)
+        self.loop_box = QCheckBox("Loop")
+        self.loop_box.setToolTip("Repeat the shaded region (drag its edges on the waveform)")
+        self.match_box = QCheckBox("Match loudness")
+        self.match_box.setToolTip("Play every source at the original's RMS (boosts up to +12 dB)")
+        for box in (self.loop_box, self.match_box):
+            box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.play_button)
+        row.addSpacing(8)
+        for button in self.source_buttons.values():
+            row.addWidget(button)
+        row.addSpacing(8)
+        row.addWidget(self.loop_box)
+        row.addWidget(self.match_box)
+        row.addStretch(1)
+
+    def check_player(self) -> bool:
+        """Enable the controls if the player can play; True if that changed."""
+        ok = bool(self.player is not None and self.player.available)
+        if ok == self.ok:
+            return False
+        self.ok = ok
+        for widget in (self.play_button, self.loop_box, self.match_box):
+            widget.setEnabled(ok)
+        return True
+
+    def unavailable_reason(self) -> str:
+        if self.player is not None and self.player.unavailable_reason:
+            return self.player.unavailable_reason
+        return "Audio playback is off — no audio player was created"
+
+    def follow(self) -> bool:
+        """Play/pause label, selection and gains as the player has them now; True if the
+        playhead moved."""
+        player = self.player
+        self.play_button.setText("❚❚  Pause" if player.is_playing else "▶  Play")
+        if player.selected != self.selected and player.selected in SOURCE_COLORS:
+            self._show_selected(player.selected)
+        gains = player.gains if self.match_box.isChecked() else None
+        if gains != self.gains:
+            self.gains = gains
+            self.gains_changed.emit()
+        moved, self.playhead = player.playhead != self.playhead, player.playhead
+        return moved
+
+    def toggle(self) -> None:
+        if self.ok:
+            self.player.toggle()
+
+    def select(self, name: str) -> None:
+        """Hear ``name`` from the same playhead."""
+        if name not in SOURCE_COLORS:
+            raise ValueError(f"unknown source {name!r}")
+        if name != self.selected:
+            self.previous = self.selected
+        if self.ok:
+            self.player.select(name)
+        self._show_selected(name)
+
+    def back(self) -> None:
+        """The source heard before the current one (Tab)."""
+        if self.previous is not None:
+            self.select(self.previous)
+
+    def _show_selected(self, name: str) -> None:
+        self.selected = name
+        self.source_buttons[name].setChecked(True)
+        self.selection_changed.emit(name)

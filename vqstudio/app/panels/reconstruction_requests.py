@@ -1,0 +1,71 @@
+"""Asking the training worker to reconstruct the audition clip, and knowing its answer.
+
+The worker runs ``command("reconstruct", wave=..., levels=..., tag=...)`` between training steps
+(and while paused) with the current weights, and answers on its ``result`` signal with the same
+id. One request is outstanding at a time: a newer one (another clip, other levels) replaces it,
+so an answer for a clip no longer shown, or for levels no longer asked for, is dropped. No Qt
+here; the panel connects the signal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vqstudio.app.panels.audition_clip import Clip
+from vqstudio.audio.io import resample
+
+RECONSTRUCT_TAG = "audition"
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    clip: Clip
+    levels: int | None  # None: all quantizer levels
+
+
+class ReconstructionRequests:
+    """The outstanding request to ``worker`` (a TrainingWorker, or None: nothing is asked)."""
+
+    def __init__(self, worker: Any | None):
+        self.worker = worker
+        self.pending: Request | None = None
+        self.asked_at = -math.inf  # time.monotonic() of the last request sent
+
+    def ask(self, clip: Clip, model_rate: int, levels: int | None) -> None:
+        """Ask for ``clip`` through the model (at ``model_rate``; 0: the clip's rate) with the
+        first ``levels`` levels. Raises the worker's UserError if it refuses the command."""
+        if self.worker is None:
+            self.pending = None
+            return
+        rate = model_rate or clip.rate
+        wave = clip.original if rate == clip.rate else resample(clip.original, clip.rate, rate)
+        command_id = self.worker.command(
+            "reconstruct", wave=np.ascontiguousarray(wave, dtype=np.float32), levels=levels,
+            tag=RECONSTRUCT_TAG,
+        )
+        self.pending = Request(command_id, clip, levels)
+        self.asked_at = time.monotonic()
+
+    def forget(self) -> None:
+        """Drop the outstanding request: its answer, when it comes, is ignored."""
+        self.pending = None
+
+    def answered(self, result: dict, clip: Clip | None) -> Request | None:
+        """The request ``result`` answers, if it is the outstanding one and for ``clip`` (the
+        clip on show); it is then no longer outstanding. None for any other result."""
+        pending = self.pending
+        if (pending is None or result.get("kind") != "reconstruction"
+                or result.get("id") != pending.id or pending.clip is not clip):
+            return None
+        self.pending = None
+        return pending
+
+    def idle_for(self, seconds: float) -> bool:
+        """Whether nothing is outstanding and the last request is at least ``seconds`` old."""
+        return self.pending is None and time.monotonic() - self.asked_at >= seconds
