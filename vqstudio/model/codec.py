@@ -17,7 +17,7 @@ from vqstudio.config import ModelConfig
 from vqstudio.errors import ConfigError
 from vqstudio.model.decoder import Decoder
 from vqstudio.model.encoder import Encoder
-from vqstudio.model.quantizer import ResidualVQ
+from vqstudio.model.quantizer import build_quantizer
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Codec(nn.Module):
         self.hop = config.hop
         self.sample_rate = config.sample_rate
         self.encoder = Encoder(config)
-        self.quantizer = ResidualVQ.from_config(config)
+        self.quantizer = build_quantizer(config)  # the kind model.quantizer names
         self.decoder = Decoder(config)
 
     @property
