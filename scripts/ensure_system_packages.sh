@@ -1,10 +1,14 @@
 #!/bin/sh
 # Install the Debian packages named on the command line that are missing.
 # As root with apt-get: installs them. Otherwise: prints the exact command and carries on, so a
-# machine that already has the libraries under other names is not blocked.
+# machine that already has the libraries under other names is not blocked. Where there is no dpkg
+# at all (macOS, Fedora, Arch, MSYS on Windows) it says so and carries on: on macOS and Windows
+# the PySide6 and sounddevice wheels bring Qt and PortAudio with them.
 missing=""
 if ! command -v dpkg-query >/dev/null 2>&1; then
-    echo "note: not a Debian-like system; make sure these libraries are installed: $*" >&2
+    echo "note: no dpkg-query here (not Debian/Ubuntu), so no system packages are checked or installed." >&2
+    echo "      macOS and Windows need nothing more: Qt and PortAudio come inside the Python wheels." >&2
+    echo "      Other Linux: install your distribution's packages for these Debian ones: $*" >&2
     exit 0
 fi
 for pkg in "$@"; do
@@ -24,5 +28,9 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     exit 1
 fi
 echo "Missing system packages:$missing" >&2
-echo "Install them with:  sudo apt-get install -y$missing" >&2
+if command -v apt-get >/dev/null 2>&1; then
+    echo "Install them with:  sudo apt-get install -y$missing" >&2
+else
+    echo "There is no apt-get here: install them with your package manager." >&2
+fi
 exit 0

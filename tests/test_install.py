@@ -125,9 +125,9 @@ def test_the_installed_wheel_runs_outside_the_repository(installed):
     assert listed == PRESETS
     assert "usage: vqstudio app" in _ok(_run([bin_, "app", "--help"], cwd=cwd, env=env))
 
-    # The default run: tiny-cpu on the built-in demo corpus, 3 steps, into a folder named oddly.
+    # The default preset (made tiny to be quick) on the built-in demo corpus, 3 steps.
     run = cwd / "runs" / "première run"
-    out = _ok(_run([bin_, "train", "--run", run, "--steps", "3"], cwd=cwd, env=env))
+    out = _ok(_run([bin_, "train", "--run", run, "--steps", "3", *tiny_sets()], cwd=cwd, env=env))
     assert str(installed["venv"] / "lib") in out and "_resources" in out, out  # the shipped corpus
     written_by = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))["written_by"]
     assert written_by["version"] == "0.1.0" and written_by["torch"]
@@ -219,3 +219,18 @@ def test_the_version_names_the_commit_in_a_clone_and_run_configs_record_it(tmp_p
     assert "written_by" not in (tmp_path / "old.toml").read_text(encoding="utf-8")
     assert load_config(tmp_path / "new.toml") == load_config(tmp_path / "old.toml") == config
     assert isinstance(Config.from_dict(tomllib.loads(text)), Config)
+
+
+@pytest.mark.parametrize("tools", [(), ("dpkg-query", "id")], ids=["no dpkg or apt", "dpkg, no apt"])
+def test_the_system_package_step_skips_cleanly_without_apt(tmp_path, tools):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    script = ROOT / "scripts" / "ensure_system_packages.sh"
+    result = subprocess.run([shutil.which("sh"), script, "libportaudio2", "vqstudio-no-such-package"],
+                            capture_output=True, text=True, timeout=60, env={"PATH": str(bin_dir)})
+    assert result.returncode == 0, result.stderr
+    assert "vqstudio-no-such-package" in result.stderr
+    assert ("not Debian" in result.stderr) == (not tools), result.stderr
+    assert "apt-get install" not in result.stderr, result.stderr

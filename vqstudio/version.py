@@ -14,7 +14,6 @@ import json
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,8 @@ def _torch_version() -> str | None:
     torch = sys.modules.get("torch")
     if torch is not None:
         return str(torch.__version__)
+    from importlib import metadata  # here, not at the top: `import vqstudio` stays cheap
+
     try:
         return metadata.version("torch")
     except metadata.PackageNotFoundError:
