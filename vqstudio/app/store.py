@@ -12,56 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
+from vqstudio.app.growable_array import GrowableArray
 from vqstudio.train.runfolder import RunFolder
 
 BOOKKEEPING = ("step", "wall_time", "elapsed")
 VALIDATION_COLUMN = "val/mel_distance"
-
-
-class GrowableArray:
-    """An append-only numpy buffer with amortised doubling. Rows are scalars, or with
-    ``vector=True`` fixed-width vectors (the width is taken from the first append)."""
-
-    def __init__(self, dtype: Any = np.float64, capacity: int = 256, *, vector: bool = False):
-        self._dtype = np.dtype(dtype)
-        self._capacity = max(1, int(capacity))
-        self._vector = vector
-        self._data: np.ndarray | None = None
-        self._size = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def append(self, values: Any) -> None:
-        """Append rows: a scalar or [n] (scalar rows); [W] or [n, W] (vector rows)."""
-        rows = np.asarray(values, dtype=self._dtype)
-        rows = np.atleast_2d(rows) if self._vector else rows.reshape(-1)
-        if self._data is None:
-            self._data = np.empty((max(self._capacity, rows.shape[0]), *rows.shape[1:]), self._dtype)
-        n = rows.shape[0]
-        if self._size + n > self._data.shape[0]:
-            grown = np.empty((max(2 * self._data.shape[0], self._size + n), *self._data.shape[1:]),
-                             self._dtype)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
-        self._data[self._size : self._size + n] = rows
-        self._size += n
-
-    def view(self) -> np.ndarray:
-        """The rows so far, [n] or [n, W] (a view: copy it to keep it past the next append)."""
-        if self._data is None:
-            return np.empty((0, 0) if self._vector else 0, dtype=self._dtype)
-        return self._data[: self._size]
-
-    def truncate(self, size: int) -> None:
-        """Keep only the first ``size`` rows."""
-        self._size = max(0, min(self._size, int(size)))
-
-    def clear(self) -> None:
-        self._data = None
-        self._size = 0
 
 
 class RunStore(QObject):
@@ -71,18 +28,11 @@ class RunStore(QObject):
     are aligned with :attr:`codebook_steps`; validation with :attr:`validation_steps`.
     """
 
-    changed = Signal()  # coalesced: at most once per event-loop pass
-    probe_changed = Signal()
-    events_added = Signal(list)
     weights_confirmed = Signal(dict)  # {term: new weight} as the trainer applied it
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.version = 0
-        self._notify = QTimer(self)
-        self._notify.setSingleShot(True)
-        self._notify.setInterval(0)
-        self._notify.timeout.connect(self.changed.emit)
         self.clear()
 
     # -- state ----------------------------------------------------------------------------------
@@ -114,8 +64,6 @@ class RunStore(QObject):
 
     def _bump(self) -> None:
         self.version += 1
-        if not self._notify.isActive():
-            self._notify.start()
 
     def _curve(self, name: str, rows: int | None = None) -> GrowableArray:
         """The curve ``name``; a new one is NaN for the ``rows`` rows logged before it appeared
@@ -203,7 +151,6 @@ class RunStore(QObject):
     def on_probe(self, payload: dict) -> None:
         self.probe = dict(payload)
         self._bump()
-        self.probe_changed.emit()
 
     def on_events(self, events: list) -> None:
         if not events:
@@ -217,7 +164,6 @@ class RunStore(QObject):
         if confirmed:
             self.weights.update(confirmed)
         self._bump()
-        self.events_added.emit(list(events))
         if confirmed:
             self.weights_confirmed.emit(confirmed)
 

@@ -13,27 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from vqstudio.app.growable_array import GrowableArray
+
 BRANCH = 4  # each level's blocks are this many blocks of the level below
-
-
-class _Buffer:
-    """An append-only float buffer with amortised doubling (the panel's private copy of a curve)."""
-
-    def __init__(self, dtype=np.float32):
-        self._data = np.empty(1024, dtype)
-        self.size = 0
-
-    def append(self, values: np.ndarray) -> None:
-        n = values.shape[0]
-        if self.size + n > self._data.shape[0]:
-            grown = np.empty(max(2 * self._data.shape[0], self.size + n), self._data.dtype)
-            grown[: self.size] = self._data[: self.size]
-            self._data = grown
-        self._data[self.size : self.size + n] = values
-        self.size += n
-
-    def view(self) -> np.ndarray:
-        return self._data[: self.size]
 
 
 class MinMaxPyramid:
@@ -44,9 +26,9 @@ class MinMaxPyramid:
         self.clear()
 
     def clear(self) -> None:
-        self._values = _Buffer(self._dtype)
-        self._mins: list[_Buffer] = []  # level k+1 holds blocks of BRANCH**(k+1) points
-        self._maxs: list[_Buffer] = []
+        self._values = GrowableArray(self._dtype)
+        self._mins: list[GrowableArray] = []  # level k+1 holds blocks of BRANCH**(k+1) points
+        self._maxs: list[GrowableArray] = []
 
     def __len__(self) -> int:
         return self._values.size
@@ -67,8 +49,8 @@ class MinMaxPyramid:
             if complete == 0:
                 break
             if level == len(self._mins):
-                self._mins.append(_Buffer(self._dtype))
-                self._maxs.append(_Buffer(self._dtype))
+                self._mins.append(GrowableArray(self._dtype))
+                self._maxs.append(GrowableArray(self._dtype))
             lo, hi = self._mins[level], self._maxs[level]
             done = lo.size
             if complete > done:
