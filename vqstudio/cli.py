@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=cmd_eval)
 
+    p = sub.add_parser("prepare", help="decode and resample a corpus once into memory-mapped shards")
+    p.add_argument("data", help="folder of audio files, or a manifest (.txt, .jsonl, Lhotse .jsonl.gz)")
+    p.add_argument("--out", required=True, help="new folder for the prepared dataset")
+    p.add_argument("--sample-rate", type=int, default=24000, help="the model's rate (default 24000)")
+    p.add_argument("--dtype", choices=("int16", "float16"), default="int16")
+    p.set_defaults(handler=cmd_prepare)
+
     p = sub.add_parser("app", help="start the desktop app")
     p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
     p.add_argument("--preset", default=None, help="preset for a new run (default tiny-cpu)")
@@ -163,8 +170,9 @@ def cmd_train(args) -> int:
     else:
         config = load_preset(args.preset or DEFAULT_PRESET, overrides)
         if args.data:
-            if not Path(args.data).is_dir():
-                raise UserError(f"--data {args.data}: no such folder", "give a folder of audio files")
+            if not Path(args.data).exists():
+                raise UserError(f"--data {args.data}: no such folder or manifest",
+                                "give a folder of audio files, a manifest or a prepared dataset")
             config = config.with_overrides({"data.path": str(Path(args.data).resolve())})
     rank, world, wrap, dist_device = _distributed()
     trainer = Trainer(config, run.path, device=dist_device or args.device, rank=rank, world=world, wrap=wrap)
@@ -400,6 +408,18 @@ def cmd_install_desktop(args) -> int:
         return 0
     for path in desktop.install():
         print(f"wrote {path}")
+    return 0
+
+
+# -- prepare ------------------------------------------------------------------------------------
+
+
+def cmd_prepare(args) -> int:
+    from vqstudio.audio import prepared
+
+    dataset, report = prepared.prepare(args.data, args.out, args.sample_rate, dtype=args.dtype)
+    print(report)
+    print(f"Prepared {prepared.describe(dataset)}; train on it with --data {args.out}")
     return 0
 
 

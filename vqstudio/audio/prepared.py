@@ -278,6 +278,7 @@ def prepare_corpus(
     }
     with atomic_path(out / INDEX_NAME) as tmp:
         tmp.write_text(json.dumps(meta), encoding="ascii")
+        tmp.chmod(0o644)  # readable by every user of a shared file system, like the shards
     (out / PROGRESS_NAME).unlink(missing_ok=True)
     return PreparedSet.open(out)
 
@@ -288,7 +289,7 @@ def prepare(data: str | os.PathLike, out: str | os.PathLike, sample_rate: int,
     and the scan's report."""
     from vqstudio.audio.corpus import scan_corpus
 
-    corpus = scan_corpus(data, sample_rate)
+    corpus = scan_corpus(Path(data).absolute(), sample_rate)
     if corpus.prepared is not None:
         raise UserError(f"{shown(data)} is already a prepared dataset",
                         "give the folder of audio it was made from")

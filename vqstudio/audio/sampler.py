@@ -16,6 +16,8 @@ process draws the same batch.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -68,16 +70,29 @@ class SegmentSampler:
             self.spans.append((first, max(first + 1, last)))
         lengths = np.array([stop - first for first, stop in self.spans], dtype=np.float64)
         self._weights = lengths / lengths.sum()
-        self._cacheable = set()
-        planned = 0
-        if self.prepared is None:
-            for i, length in enumerate(lengths):
-                if planned + 4 * length <= cache_bytes:
-                    self._cacheable.add(i)
-                    planned += 4 * int(length)
+        self._lengths = lengths
+        self._plan_cache(cache_bytes)
         self._cache: dict[int, np.ndarray] = {}
         self._bad: dict[int, str] = {}
         self.failures: list[tuple[str, str]] = []  # (path, reason), in the order found
+
+    def _plan_cache(self, cache_bytes: int) -> None:
+        """Choose the files kept in memory: the first ones, in corpus order, that fit."""
+        self.cache_bytes = int(cache_bytes)
+        self._cacheable = set()
+        planned = 0
+        if self.prepared is None:
+            for i, length in enumerate(self._lengths):
+                if planned + 4 * length <= cache_bytes:
+                    self._cacheable.add(i)
+                    planned += 4 * int(length)
+
+    def share_cache(self, processes: int) -> None:
+        """Give this copy a ``1 / processes`` share of the cache budget, for one of that many
+        worker processes. Which files are cached never changes a segment's samples (a range
+        read equals the slice of the whole file), only how fast it is cut."""
+        self._cache = {}
+        self._plan_cache(self.cache_bytes // max(1, processes))
 
     def __getstate__(self) -> dict:
         # a worker process starts with an empty cache of its own
@@ -134,6 +149,8 @@ class SegmentSampler:
                 return self._segment(i, int(where * self._room(i)))
             except AudioFileError as error:
                 reason = error.reason + (f"; {error.fix}" if error.fix else "")
+                if not os.path.exists(self.corpus.files[i].path):
+                    reason = "does not exist any more (moved or deleted since the scan)"
                 self._bad[i] = reason
                 self._cache.pop(i, None)
                 self.failures.append((shown(self.corpus.files[i].path), reason))

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from vqstudio.audio.corpus import Corpus, SegmentSampler, scan_corpus
+from vqstudio.audio.prefetch import BatchFeed
 from vqstudio.config import DEMO_DIR, Config
 
 VALIDATION_SEGMENTS = 8
@@ -39,10 +40,27 @@ class TrainingData:
         self._sampler = SegmentSampler(self.train, sr, self.segment_samples, config.data.seed)
         self._val_sampler = SegmentSampler(self.validation, sr, self.segment_samples, config.data.seed + 1)
         self._val_batch: torch.Tensor | None = None
+        self.workers = config.data.workers
+        self._feed: BatchFeed | None = None  # started by the first batch, not by opening a run
 
     def batch(self, step: int) -> torch.Tensor:
-        """The training batch of global step ``step`` for this rank: ``[B, 1, T]`` float32, CPU."""
-        return self._sampler.batch(step, self.batch_size, self.rank, self.world)
+        """The training batch of global step ``step`` for this rank: ``[B, 1, T]`` float32, CPU,
+        cut ahead of time by the ``data.workers`` background processes."""
+        if self._feed is None:
+            self._feed = BatchFeed(self._sampler, self.batch_size, rank=self.rank,
+                                   world=self.world, workers=self.workers)
+        return self._feed.batch(step)
+
+    def unreadable_files(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of files that could not be read since the last call (each once);
+        their segments were taken from other files and training went on."""
+        return self._feed.take_failures() if self._feed is not None else []
+
+    def close(self) -> None:
+        """End the background workers, if any."""
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
 
     def validation_segments(self) -> torch.Tensor:
         """The same held-back segments every time: ``[VALIDATION_SEGMENTS, 1, T]``, CPU."""

@@ -158,6 +158,8 @@ class Trainer:
             group["lr"] = lr
 
         batch = self.data.batch(self.step_count).to(self.device, non_blocking=True)
+        for name, reason in self.data.unreadable_files():
+            self.record_event("unreadable_file", file=name, reason=reason)
         buffers = {k: v.clone() for k, v in self.model.named_buffers()}
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -378,6 +380,7 @@ class Trainer:
         return event
 
     def close(self) -> None:
+        self.data.close()
         for handle in (self.writer, self.events):
             if handle is not None:
                 handle.close()
