@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := libportaudio2 libasound2 xvfb xauth libxcb-cursor0 libxcb-icc
 	libxcb-xinerama0 libxcb-randr0 libegl1 libgl1 libfontconfig1 libdbus-1-3 desktop-file-utils
 DEMO_PACKAGES := espeak-ng fluidsynth fluid-soundfont-gm
 
-.PHONY: run test env system-packages bench demo-corpus clean
+.PHONY: run test env system-packages bench demo-corpus desktop wheel clean
 
 run: env
 	$(PY) main.py
@@ -53,5 +53,13 @@ demo-corpus: env
 	@sh scripts/ensure_system_packages.sh $(DEMO_PACKAGES)
 	$(PY) scripts/make_demo_corpus.py
 
+# The applications-menu entry and icon for this environment's VQ Studio (Linux desktops).
+desktop: env
+	$(VENV)/bin/vqstudio install-desktop
+
+# A wheel (with the presets, demo corpus and icon inside) in dist/, for `pip install` elsewhere.
+wheel: env
+	$(PY) -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
