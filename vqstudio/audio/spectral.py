@@ -271,7 +271,11 @@ class MelSpectrogram(torch.nn.Module):
         self.register_buffer("filterbank", torch.from_numpy(fb), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        mag = self.stft_params.stft(wave).abs()
+        return self.from_spectrum(self.stft_params.stft(wave))
+
+    def from_spectrum(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex spectrum ``[B, n_bins, frames]`` of ``self.stft_params`` -> linear mel."""
+        mag = spec.abs()
         if self.power != 1.0:
             mag = mag**self.power
         return torch.matmul(self.filterbank, mag)

@@ -21,7 +21,7 @@ The weights live outside, keyed by the same names; :func:`total` applies them.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Collection, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,31 @@ from vqstudio.train.discriminators import (
 )
 
 MRSTFT_EPS = 1e-8  # floor on the squared magnitude, as auraloss: |X| >= 1e-4
+
+
+class SharedSpectra:
+    """The complex STFTs of one step's reconstruction and target, computed once per resolution.
+
+    The default mel scales and MR-STFT resolutions are the same STFTs (n_fft 512/1024/2048, hop
+    n_fft / 4, Hann window of n_fft, centred): computing each once instead of once per term halves
+    the STFT work of a step, forward and backward, and gives bit-identical loss values. Keyed by
+    what the STFT computes, so ``win_length=None`` and ``win_length=n_fft`` share one entry.
+    """
+
+    def __init__(self, fake: torch.Tensor, real: torch.Tensor):
+        self.fake = fake.reshape(-1, fake.shape[-1])  # [B, T]
+        self.real = real.reshape(-1, real.shape[-1])
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, stft: StftParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(fake, real)`` complex spectra ``[B, n_bins, frames]``; the target's without a graph."""
+        key = (stft.n_fft, stft.hop, stft.win, stft.window, stft.padding)
+        pair = self._cache.get(key)
+        if pair is None:
+            with torch.no_grad():
+                real = stft.stft(self.real)
+            pair = self._cache[key] = (stft.stft(self.fake), real)
+        return pair
 
 
 class MultiResolutionStftLoss(nn.Module):
@@ -58,16 +83,14 @@ class MultiResolutionStftLoss(nn.Module):
             for n, h, w in zip(fft_sizes, hops, win_lengths, strict=True)
         ]
 
-    def _magnitude(self, stft: StftParams, wave: torch.Tensor) -> torch.Tensor:
-        spec = stft.stft(wave.reshape(-1, wave.shape[-1]))
-        return (spec.real**2 + spec.imag**2).clamp(min=MRSTFT_EPS).sqrt()
-
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, fake: torch.Tensor, real: torch.Tensor, spectra: SharedSpectra | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, 1, T]`` x 2 -> (spectral convergence, log magnitude), means over resolutions."""
+        spectra = spectra or SharedSpectra(fake, real)
         sc, logmag = [], []
         for stft in self.resolutions:
-            x = self._magnitude(stft, fake)
-            y = self._magnitude(stft, real)
+            x, y = (_magnitude(spec) for spec in spectra.get(stft))
             sc.append(torch.linalg.vector_norm(y - x) / torch.linalg.vector_norm(y))
             logmag.append((x.log() - y.log()).abs().mean())
         return torch.stack(sc).mean(), torch.stack(logmag).mean()
@@ -92,11 +115,15 @@ class MelLoss(nn.Module):
         stft = StftParams(n_fft, n_fft // 4, window="hann", padding="center")
         self.mel = MelSpectrogram(sample_rate, stft, n_mels, fmin, fmax, scale)
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, fake: torch.Tensor, real: torch.Tensor, spectra: SharedSpectra | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, 1, T]`` x 2 -> (L1 loss, the target's linear mel ``[B, n_mels, frames]``)."""
-        fake_mel = self.mel(fake[:, 0])
+        spectra = spectra or SharedSpectra(fake, real)
+        fake_spec, real_spec = spectra.get(self.mel.stft_params)
+        fake_mel = self.mel.from_spectrum(fake_spec)
         with torch.no_grad():
-            real_mel = self.mel(real[:, 0])
+            real_mel = self.mel.from_spectrum(real_spec)
         fake_norm = normalize_mel(fake_mel, self.norm)
         return (fake_norm - normalize_mel(real_mel, self.norm)).abs().mean(), real_mel
 
@@ -139,10 +166,15 @@ class LossSuite(nn.Module):
         # torch.stft's reflect padding needs more than n_fft // 2 samples.
         self.min_samples = max(ffts, default=0) // 2 + 1
 
-    def terms(self, out, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def terms(
+        self, out, target: torch.Tensor, *, skip: Collection[str] = (), detach: Collection[str] = ()
+    ) -> dict[str, torch.Tensor]:
         """Every term and logged part for ``out`` (a CodecOutput) against ``target`` ``[B, 1, T]``.
 
         Each value is a scalar tensor; weighted terms keep their graph, logged parts are detached.
+        Terms named in ``skip`` are not computed (their parts neither); terms in ``detach`` are
+        reported without a graph, so the backward pass never runs through them (the trainer's
+        choice for costly terms weighted 0).
         """
         fake = out.audio
         if fake.shape != target.shape:
@@ -156,22 +188,30 @@ class LossSuite(nn.Module):
             terms["codebook"] = out.codebook_loss
             terms["commitment"] = out.commitment_loss
             saturated = []
+            spectra = SharedSpectra(fake32, real32)
             for mel_loss in self.mel_losses:
-                terms[f"mel_l1/{mel_loss.n_fft}"], real_mel = mel_loss(fake32, real32)
+                name = f"mel_l1/{mel_loss.n_fft}"
+                if name in skip:
+                    continue
+                terms[name], real_mel = mel_loss(fake32, real32, spectra)
                 saturated.append((torch.tanh(real_mel).abs() > TANH_SATURATION).float().mean())
-            sc, logmag = self.mrstft(fake32, real32)
-            terms["mrstft"] = sc + logmag
-        if self.discriminators is not None:
+            if "mrstft" not in skip:
+                sc, logmag = self.mrstft(fake32, real32, spectra)
+                terms["mrstft"] = sc + logmag
+                terms["mrstft/sc"] = sc.detach()
+                terms["mrstft/logmag"] = logmag.detach()
+        if self.discriminators is not None and not {"adversarial", "feature_matching"} <= set(skip):
             with _frozen(self.discriminators):
                 with torch.no_grad():
                     real_judged = self.discriminators(target)
                 fake_judged = self.discriminators(fake)
             terms["adversarial"] = generator_adversarial_loss(fake_judged)
             terms["feature_matching"] = feature_matching_loss(real_judged, fake_judged)
-        terms["mrstft/sc"] = sc.detach()
-        terms["mrstft/logmag"] = logmag.detach()
         if saturated:
             terms["mel/tanh_saturation"] = torch.stack(saturated).mean()
+        for name in detach:
+            if name in terms:
+                terms[name] = terms[name].detach()
         return terms
 
     def logged_parts(self) -> list[str]:
@@ -213,6 +253,10 @@ class LossSuite(nn.Module):
                 f"(need at least {self.min_samples})",
                 "lengthen data.segment_seconds or use smaller loss.mel_scales / mrstft_fft_sizes",
             )
+
+
+def _magnitude(spec: torch.Tensor) -> torch.Tensor:
+    return (spec.real**2 + spec.imag**2).clamp(min=MRSTFT_EPS).sqrt()
 
 
 @contextmanager
