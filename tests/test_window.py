@@ -160,3 +160,98 @@ def test_a_run_error_is_a_notice_and_the_window_stays(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: not window.notice_bar.isHidden(), timeout=WAIT_MS)
     assert "missing-folder" in window.notice_label.text()
     assert window.isVisible() and not window.worker.is_running
+
+
+# -- the menu bar ------------------------------------------------------------------------------
+
+
+def _menu_texts(window, key):
+    return [a.text().replace("&", "") for a in window.menus[key].actions() if not a.isSeparator()]
+
+
+def test_the_menu_bar_has_file_run_view_and_help(window):
+    titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert titles == ["File", "Run", "View", "Help"]
+    assert _menu_texts(window, "file") == ["New run…", "Open run…", "Recent runs", "Save checkpoint", "Quit"]
+    assert _menu_texts(window, "run") == ["Start", "Stop"]
+    assert _menu_texts(window, "view") == [spec.title for spec in PANELS] + ["Reset layout"]
+    assert _menu_texts(window, "help") == ["Keyboard shortcuts", "About VQ Studio"]
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+
+
+def test_a_panel_closed_with_its_button_comes_back_from_view_and_reset_restores_all(qtbot, window):
+    codebooks, losses = window.docks["codebooks"], window.docks["losses"]
+    codebooks.close()  # what its title bar's close button does
+    assert not codebooks.isVisible() and not window.panel_actions["codebooks"].isChecked()
+    window.panel_actions["codebooks"].trigger()
+    assert codebooks.isVisible() and window.panel_actions["codebooks"].isChecked()
+
+    codebooks.close()
+    losses.setFloating(True)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, window.docks["weights"])
+    window.reset_layout_action.trigger()
+    for spec in PANELS:
+        dock = window.docks[spec.key]
+        assert dock.isVisible() and not dock.isFloating(), spec.key
+    left = {k for k, d in window.docks.items()
+            if window.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea}
+    assert left == {"losses", "weights"}
+
+
+def test_run_menu_starts_saves_and_stops_with_a_checkpoint_at_the_step_reached(qtbot, window, corpus, tmp_path):
+    run = tmp_path / "run"
+    window.set_new_run(tiny_config(corpus), run)
+    window.start_action.trigger()
+    _wait_for_step(qtbot, window, 2)
+    window.save_action.trigger()
+    qtbot.waitUntil(lambda: any(e["kind"] == "checkpoint" for e in window.store.events), timeout=WAIT_MS)
+    with qtbot.waitSignal(window.worker.finished, timeout=WAIT_MS):
+        window.stop_action.trigger()
+    qtbot.waitUntil(lambda: not window.worker.is_running, timeout=WAIT_MS)
+    last = [e for e in RunFolder(run).read_events() if e["kind"] == "checkpoint"][-1]
+    assert last["step"] == window.store.current_step
+    assert window.start_action.text() == "Resume"
+
+
+def test_quit_while_training_saves_a_checkpoint(qtbot, window, corpus, tmp_path):
+    run = tmp_path / "run"
+    window.set_new_run(tiny_config(corpus), run)
+    window.start_training()
+    _wait_for_step(qtbot, window, 3)
+    window.quit_action.trigger()
+    assert not window.isVisible() and not window.worker.is_running
+    last = [e for e in RunFolder(run).read_events() if e["kind"] == "checkpoint"][-1]
+    assert last["step"] >= 3 and (run / "checkpoints" / "latest.json").is_file()
+
+
+def test_about_names_the_versions_and_the_device_and_shortcuts_list_the_keys(window):
+    import platform
+
+    import PySide6
+    import torch
+    from PySide6.QtCore import qVersion
+
+    from vqstudio.version import __version__
+
+    window.about_action.trigger()
+    text = window.about_box.text()
+    for needed in (__version__, platform.python_version(), torch.__version__, qVersion(),
+                   PySide6.__version__, "device", "cpu"):
+        assert needed in text, needed
+    window.shortcuts_action.trigger()
+    assert "Ctrl+Q" in window.shortcuts_box.text() and "Space" in window.shortcuts_box.text()
+
+
+def test_recent_runs_menu_opens_a_run(qtbot, window, corpus, tmp_path):
+    from vqstudio.train.trainer import Trainer
+
+    run = tmp_path / "earlier"
+    trainer = Trainer(tiny_config(corpus), run)
+    for _ in trainer.steps(until=2):
+        pass
+    trainer.close()
+    window.recent.remember(run)
+    window.recent_menu.aboutToShow.emit()
+    entry = next(a for a in window.recent_menu.actions() if a.text() == str(run.resolve()))
+    entry.trigger()
+    assert window.store.current_step == 2 and window.windowTitle().startswith("VQ Studio — earlier")

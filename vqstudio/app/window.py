@@ -1,37 +1,34 @@
-"""The main window: five docked panels, the training toolbar, the status bar and the redraw timer.
+"""The main window: five docked panels, the menus and toolbar, the notice bar, the status bar,
+the redraw timer, and what Start does next (a new run, or resuming the one opened).
 
 The window owns the :class:`TrainingWorker` (the only way to the model) and the
 :class:`RunStore` (what the panels draw). Receiving and drawing are apart: the store takes the
 worker's signals as they come; a ~30 Hz timer asks each panel to ``refresh()``, and a panel
-redraws only when the store's version moved. Layout, the last run and the recent runs persist in
-QSettings; closing the window stops training and saves a checkpoint.
+redraws only when the store's version moved. Its parts: the docks and their layout
+(``dock_layout``), the actions and menus (``menus``), recent runs (``recent_runs``), run folders
+(``run_folders``), the status read-outs (``status_bar``). Closing the window (or Quit, or a stop
+signal: see ``main``) stops training at the end of its step and saves a checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
 import traceback
-from datetime import datetime
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMenu,
-    QToolBar,
-    QToolButton,
-    QWidget,
-)
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QToolBar, QWidget
 
-from vqstudio.app.panels import PANELS, PanelSpec
+from vqstudio.app import dock_layout
+from vqstudio.app.menus import build_menus
+from vqstudio.app.notices import NoticeCounter
+from vqstudio.app.recent_runs import RecentRuns
+from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path
+from vqstudio.app.status_bar import add_readouts, show_run
+from vqstudio.app.panels import PanelSpec
 from vqstudio.app.store import RunStore
 from vqstudio.app.worker import TrainingWorker
 from vqstudio.audio.io import READ_SUFFIXES
@@ -42,53 +39,7 @@ from vqstudio.train.runfolder import RunFolder
 log = logging.getLogger("vqstudio.app")
 
 REDRAW_INTERVAL_MS = 33  # ~30 Hz
-MAX_RECENT = 10
 NOTICE_REPEAT_S = 10.0  # the same notice again within this long only counts up
-SETTINGS_VERSION = 2  # bump when the dock layout changes: older saved states are then ignored
-DEFAULT_SIZE = (1560, 960)
-
-
-def default_runs_root() -> tuple[Path, str]:
-    """Where new runs go when the user names no folder: the per-user data folder if writable,
-    else ./runs. Returns (folder, a few words saying which)."""
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-    if base:
-        root = Path(base) / "runs"
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = root / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-            return root, "the per-user data folder"
-        except OSError:
-            pass
-    return Path.cwd() / "runs", "./runs (the per-user data folder is not writable)"
-
-
-def new_run_folder(root: Path, preset: str) -> Path:
-    """``root/<preset>-<timestamp>``, with a suffix if that exists already."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = root / f"{preset or 'custom'}-{stamp}"
-    n = 2
-    while path.exists():
-        path = root / f"{preset or 'custom'}-{stamp}-{n}"
-        n += 1
-    return path
-
-
-def pretty_path(path: str | Path | None) -> str:
-    """A path as a person reads it: the home folder as ~."""
-    if path is None:
-        return ""
-    text, home = str(path), str(Path.home())
-    return "~" + text[len(home):] if home != "/" and text.startswith(home + "/") else text
-
-
-def format_elapsed(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "–"
-    whole = int(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class MainWindow(QMainWindow):
@@ -104,25 +55,25 @@ class MainWindow(QMainWindow):
         self.store = RunStore(self)
         self.store.attach(self.worker)
         self.runs_root, self.runs_root_note = default_runs_root()
+        self.recent = RecentRuns(self.settings)
 
         # What Start does next: train ``_config`` into ``_run_dir`` (a new run), or resume it.
         self._config: Config | None = None
         self._run_dir: Path | None = None
         self._resume = False
-        self._notices: dict[str, tuple[float, int]] = {}
+        self._notices = NoticeCounter(NOTICE_REPEAT_S)
         self._shown_version = -1
         self._panel_failures: set[str] = set()
 
         self.setWindowTitle("VQ Studio")
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
-        self._build_toolbar()
+        self.panels, self.docks = dock_layout.build_docks(self, self._make_panel)
+        self._link_panels()
+        build_menus(self)
         self._build_notice_bar()
-        self._build_status_bar()
-        self.panels: dict[str, QWidget] = {}
-        self.docks: dict[str, QDockWidget] = {}
-        self._build_docks()
-        self._restore_layout()
+        self.status_labels = add_readouts(self.statusBar())
+        self._needs_proportions = dock_layout.restore_layout(self, self.settings)
 
         self.worker.state_changed.connect(self._on_state)
         self.worker.error.connect(self.show_notice)
@@ -136,52 +87,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # -- construction ---------------------------------------------------------------------------
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Training", self)
-        bar.setObjectName("toolbar-training")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-
-        self.start_action = QAction("Start", self)
-        self.start_action.setShortcut(QKeySequence(Qt.Key.Key_Space))
-        self.start_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.start_action.setToolTip("Start, pause or resume training (Space)")
-        self.start_action.triggered.connect(self.toggle_training)
-        bar.addAction(self.start_action)
-
-        self.stop_action = QAction("Stop", self)
-        self.stop_action.setToolTip("Stop training and save a checkpoint")
-        self.stop_action.triggered.connect(self.stop_training)
-        bar.addAction(self.stop_action)
-        bar.addSeparator()
-
-        self.new_action = QAction("New run…", self)
-        self.new_action.setShortcut(QKeySequence.StandardKey.New)
-        self.new_action.triggered.connect(self.new_run_dialog)
-        bar.addAction(self.new_action)
-
-        self.open_action = QAction("Open run…", self)
-        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
-        self.open_action.triggered.connect(self.open_run_dialog)
-        bar.addAction(self.open_action)
-
-        self.recent_menu = QMenu("Recent runs", self)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        recent = QToolButton(self)
-        recent.setText("Recent runs")
-        recent.setMenu(self.recent_menu)
-        recent.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        bar.addWidget(recent)
-        bar.addSeparator()
-
-        self.save_action = QAction("Save checkpoint", self)
-        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
-        self.save_action.setToolTip("Save a checkpoint now (Ctrl+S)")
-        self.save_action.triggered.connect(self.save_checkpoint)
-        bar.addAction(self.save_action)
-        self.toolbar = bar
 
     def _build_notice_bar(self) -> None:
         self.addToolBarBreak()
@@ -200,65 +105,23 @@ class MainWindow(QMainWindow):
         bar.hide()
         self.notice_bar = bar
 
-    def _build_status_bar(self) -> None:
-        status = self.statusBar()
-        self.status_labels: dict[str, QLabel] = {}
-        for key, tip in (
-            ("state", "training state"),
-            ("device", "where the model trains"),
-            ("step", "global step"),
-            ("elapsed", "time spent training this run"),
-            ("speed", "optimisation steps per second"),
-            ("audio", "seconds of audio trained on per second"),
-        ):
-            label = QLabel()
-            label.setToolTip(tip)
-            status.addPermanentWidget(label)
-            self.status_labels[key] = label
-
-    def _build_docks(self) -> None:
-        area = Qt.DockWidgetArea
-        for spec in PANELS:
-            dock = QDockWidget(spec.title, self)
-            dock.setObjectName(f"dock-{spec.key}")
-            dock.setFeatures(
-                QDockWidget.DockWidgetFeature.DockWidgetMovable
-                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            )
-            panel = self._make_panel(spec)
-            dock.setWidget(panel)
-            self.panels[spec.key] = panel
-            self.docks[spec.key] = dock
-        d = self.docks
-        # Two columns, so that the window fits a laptop screen: what is trained (curves over the
-        # weights that shape them) on the left, what it sounds like (spectrograms, codebooks,
-        # the A/B player) on the right.
-        self.addDockWidget(area.LeftDockWidgetArea, d["losses"])
-        self.addDockWidget(area.RightDockWidgetArea, d["spectrograms"])
-        self.splitDockWidget(d["losses"], d["weights"], Qt.Orientation.Vertical)
-        self.splitDockWidget(d["spectrograms"], d["codebooks"], Qt.Orientation.Vertical)
-        self.splitDockWidget(d["codebooks"], d["audition"], Qt.Orientation.Vertical)
-
-    def _default_proportions(self) -> None:
-        d, width, height = self.docks, self.width(), self.height()
-        self.resizeDocks([d["losses"], d["spectrograms"]], [width // 2, width // 2], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["losses"], d["weights"]], [int(height * 0.64), int(height * 0.36)],
-                         Qt.Orientation.Vertical)
-        self.resizeDocks([d["spectrograms"], d["codebooks"], d["audition"]],
-                         [int(height * 0.37), int(height * 0.33), int(height * 0.30)], Qt.Orientation.Vertical)
+    def _link_panels(self) -> None:
+        """The spectrograms show the training probe: a region dragged there loops the audition
+        clip, and the audition's playhead and loop are drawn there."""
+        spectrograms, audition = self.panels.get("spectrograms"), self.panels.get("audition")
+        if not (hasattr(spectrograms, "region_selected") and hasattr(audition, "set_loop")):
+            return  # one of them failed to start
+        spectrograms.region_selected.connect(audition.set_loop)
+        audition.playhead_changed.connect(spectrograms.set_playhead)
+        audition.loop_changed.connect(spectrograms.set_region)
 
     def _make_panel(self, spec: PanelSpec) -> QWidget:
         """The panel, or a label saying why it is missing (the window always opens)."""
         try:
-            module = import_module(f"vqstudio.app.panels.{spec.module}")
-            cls = getattr(module, spec.cls)
+            cls = getattr(import_module(f"vqstudio.app.panels.{spec.module}"), spec.cls)
             if spec.key == "audition":
                 return cls(self.store, self.worker, self.player, self)
             return cls(self.store, self.worker, self)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vqstudio.app.panels.{spec.module}":
-                raise
-            reason = "not built yet"
         except Exception as exc:
             log.error("the %s panel failed to start:\n%s", spec.title, traceback.format_exc())
             reason = f"failed to start: {type(exc).__name__}: {exc}"
@@ -268,64 +131,24 @@ class MainWindow(QMainWindow):
         label.setWordWrap(True)
         return label
 
-    # -- settings -------------------------------------------------------------------------------
-
-    def _restore_layout(self) -> None:
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            screen = self.screen().availableGeometry() if self.screen() else None
-            width, height = DEFAULT_SIZE
-            if screen is not None:
-                width, height = min(width, int(screen.width() * 0.95)), min(height, int(screen.height() * 0.92))
-            self.resize(width, height)
-        state = self.settings.value("window/state")
-        self._needs_proportions = state is None or not self.restoreState(state, SETTINGS_VERSION)
+    # -- layout and settings --------------------------------------------------------------------
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._needs_proportions:  # dock sizes only take once the window has its size
             self._needs_proportions = False
-            self._default_proportions()
+            dock_layout.default_proportions(self, self.docks)
 
-    def _save_layout(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState(SETTINGS_VERSION))
-        self.settings.sync()
+    def reset_layout(self) -> None:
+        """Every panel back, docked where it starts (View > Reset layout)."""
+        dock_layout.reset_layout(self, self.docks)
 
     def recent_runs(self) -> list[str]:
-        value = self.settings.value("runs/recent", [])
-        if isinstance(value, str):  # QSettings returns a one-item list as a string
-            value = [value]
-        return [str(v) for v in value or []]
-
-    def _remember_run(self, run_dir: Path) -> None:
-        path = str(Path(run_dir).resolve())
-        recent = [path] + [p for p in self.recent_runs() if p != path]
-        self.settings.setValue("runs/recent", recent[:MAX_RECENT])
-        self.settings.setValue("runs/last", path)
-        self.settings.sync()
+        return self.recent.paths()
 
     def last_run(self) -> Path | None:
         """The run last trained or opened, if its folder still holds a run."""
-        value = self.settings.value("runs/last")
-        if value and RunFolder(value).exists():
-            return Path(value)
-        return None
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        runs = [p for p in self.recent_runs() if RunFolder(p).exists()]
-        for path in runs:
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_run(Path(p)))
-        if not runs:
-            self.recent_menu.addAction("(none yet)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            clear = self.recent_menu.addAction("Clear list")
-            clear.triggered.connect(lambda: self.settings.setValue("runs/recent", []))
+        return self.recent.last()
 
     # -- what to train --------------------------------------------------------------------------
 
@@ -358,7 +181,7 @@ class MainWindow(QMainWindow):
             self.show_notice(str(exc))
             return False
         self._config, self._run_dir, self._resume = config, run_dir, True
-        self._remember_run(run_dir)
+        self.recent.remember(run_dir)
         self._set_title()
         self.statusBar().showMessage(
             f"Opened {pretty_path(run_dir)} at step {self.store.current_step}. Press Space or Start to resume."
@@ -390,7 +213,7 @@ class MainWindow(QMainWindow):
         except RuntimeError as exc:
             self.show_notice(str(exc))
             return
-        self._remember_run(self._run_dir)
+        self.recent.remember(self._run_dir)
         self._set_title()
         self.statusBar().showMessage(f"Training into {pretty_path(self._run_dir)}")
 
@@ -453,12 +276,8 @@ class MainWindow(QMainWindow):
 
     def show_notice(self, text: str) -> None:
         """A readable notice above the panels; repeats within a few seconds only count up."""
-        now = time.monotonic()
-        last, count = self._notices.get(text, (-math.inf, 0))
-        count = count + 1 if now - last < NOTICE_REPEAT_S else 1
-        self._notices[text] = (now, count)
         log.warning("notice: %s", text)
-        self.notice_label.setText(text + (f"  (×{count})" if count > 1 else ""))
+        self.notice_label.setText(self._notices.text(text))
         self.notice_bar.show()
 
     def clear_notice(self) -> None:
@@ -517,13 +336,7 @@ class MainWindow(QMainWindow):
             self._update_status()
 
     def _update_status(self) -> None:
-        s, labels = self.store, self.status_labels
-        labels["device"].setText(s.info.get("device") or "–")
-        labels["step"].setText(f"step {s.current_step}")
-        labels["elapsed"].setText(format_elapsed(s.current_elapsed))
-        sps, aps = s.steps_per_second, s.audio_seconds_per_second
-        labels["speed"].setText(f"{sps:.2f} steps/s" if math.isfinite(sps) else "– steps/s")
-        labels["audio"].setText(f"{aps:.1f} audio-s/s" if math.isfinite(aps) else "– audio-s/s")
+        show_run(self.status_labels, self.store)
         self._update_actions()
 
     # -- drag and drop --------------------------------------------------------------------------
@@ -564,19 +377,12 @@ class MainWindow(QMainWindow):
     # -- closing --------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._save_layout()
+        dock_layout.save_layout(self, self.settings)
         if self.worker.is_running:
             self.statusBar().showMessage("Saving a checkpoint…")
             if not self.worker.stop(save=True):
                 self.show_notice("Training did not stop in time; closing anyway")
         self.redraw_timer.stop()
-        for panel in self.panels.values():
-            close = getattr(panel, "shutdown", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.error("a panel failed to shut down:\n%s", traceback.format_exc())
         if self.player is not None:
             self.player.close()
         super().closeEvent(event)

@@ -1,0 +1,45 @@
+"""Where runs go: the default runs folder (the per-user data folder if writable, else ./runs), a
+fresh folder per new run, and paths as a person reads them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths
+
+
+def default_runs_root() -> tuple[Path, str]:
+    """Where new runs go when the user names no folder: the per-user data folder if writable,
+    else ./runs. Returns (folder, a few words saying which)."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+    if base:
+        root = Path(base) / "runs"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+            return root, "the per-user data folder"
+        except OSError:
+            pass
+    return Path.cwd() / "runs", "./runs (the per-user data folder is not writable)"
+
+
+def new_run_folder(root: Path, preset: str) -> Path:
+    """``root/<preset>-<timestamp>``, with a suffix if that exists already."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = root / f"{preset or 'custom'}-{stamp}"
+    n = 2
+    while path.exists():
+        path = root / f"{preset or 'custom'}-{stamp}-{n}"
+        n += 1
+    return path
+
+
+def pretty_path(path: str | Path | None) -> str:
+    """A path as a person reads it: the home folder as ~."""
+    if path is None:
+        return ""
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if home != "/" and text.startswith(home + "/") else text
