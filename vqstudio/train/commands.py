@@ -3,18 +3,22 @@
 ``replace_dead_codes`` and ``save_checkpoint`` answer with an event carrying the command's id;
 ``reconstruct`` and ``validate`` answer with a result (``{"kind": ..., "id": ...}``) handed out
 once, in the next :class:`~vqstudio.train.report.StepReport` or by :meth:`Trainer.drain`. A command
-that cannot be done (a wrong level count, a full disk) answers with its ``error`` as one line: it
-costs neither the step nor the run.
+that cannot be done (a wrong level count, a full disk, or a bug, which is also logged) answers with
+its ``error`` as one line: it costs neither the step nor the run.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from typing import Any, Callable
 
 import numpy as np
 
 from vqstudio.errors import UserError
 from vqstudio.train.mailbox import Command
+
+log = logging.getLogger("vqstudio.train")
 
 RESULT_KINDS = {"reconstruct": "reconstruction", "validate": "validation"}
 
@@ -24,7 +28,7 @@ def _replace_dead_codes(trainer, cmd: Command) -> None:
 
 
 def _save_checkpoint(trainer, cmd: Command) -> None:
-    if trainer.save_checkpoint(id=cmd.id) is None:
+    if trainer.save_checkpoint(id=cmd.id, reason=cmd.args.get("reason", "asked")) is None:
         trainer.record_event("refused", setting="save_checkpoint", reason="no run folder", id=cmd.id)
 
 
@@ -57,8 +61,13 @@ def run_command(trainer, cmd: Command) -> dict[str, Any] | None:
     kind = RESULT_KINDS.get(cmd.name)
     try:
         answer = COMMANDS[cmd.name](trainer, cmd)
-    except (UserError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - a command never costs the run; a bug is logged
+        if not isinstance(exc, (UserError, OSError)):
+            log.error("command %s failed:\n%s", cmd.name, traceback.format_exc())
+        text = str(exc).strip()
+        message = text.splitlines()[0][:300] if text else type(exc).__name__
+        if not isinstance(exc, (UserError, OSError)):
+            message = f"{cmd.name} failed: {type(exc).__name__}: {message}"
         if kind is None:
             trainer.record_event("failed", command=cmd.name, error=message, id=cmd.id)
             return None

@@ -1,9 +1,11 @@
-"""The mailbox between a trainer and whoever drives it (the GUI thread, a signal handler).
+"""The one mailbox between a trainer and whoever drives it (the GUI thread, a signal handler).
 
 Settings (loss weights, learning rate, balancer mode, quantizer dropout) are snapshots: the last
-write for each name wins, and the trainer applies them all at the start of its next step.
-Commands (replace dead codes, save a checkpoint, reconstruct a clip) are queued and run in order.
-Pause, resume and stop are flags that a driving loop waits on between steps. Thread-safe; no Qt.
+write for each name wins, and the trainer applies them all at the start of its next step (or while
+paused). Commands (replace dead codes, save a checkpoint, reconstruct a clip, validate) are queued,
+run in order and answered once, carrying the id :meth:`Mailbox.command` returned. Pause, resume and
+stop are flags that :meth:`Trainer.steps` waits on between steps. A mailbox may be made before its
+trainer (what is posted waits for it) and reopened for the next run. Thread-safe; no Qt.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-SETTINGS = ("weights", "lr", "balancer", "quantizer_dropout")
-COMMANDS = ("replace_dead_codes", "save_checkpoint", "reconstruct", "validate")
+SETTINGS = ("weights", "lr", "balancer", "quantizer_dropout")  # see vqstudio/train/settings.py
+COMMANDS = ("replace_dead_codes", "save_checkpoint", "reconstruct", "validate")  # see commands.py
 
 
 @dataclass
@@ -77,6 +79,12 @@ class Mailbox:
             self._stopped = True
             self._lock.notify_all()
 
+    def reopen(self) -> None:
+        """Clear stop and pause for a new run; settings and commands already posted stay."""
+        with self._lock:
+            self._stopped = self._paused = False
+            self._lock.notify_all()
+
     # -- consumer side (the training thread) --------------------------------------------------
 
     @property
@@ -94,12 +102,8 @@ class Mailbox:
             commands, self._commands = self._commands, []
             return settings, commands
 
-    def has_mail(self) -> bool:
-        with self._lock:
-            return bool(self._settings or self._commands)
-
     def wait(self, timeout: float) -> None:
         """Block until something is posted, the state changes, or ``timeout`` passes."""
         with self._lock:
-            if not (self._settings or self._commands or self._stopped):
+            if not (self._settings or self._commands or self._stopped or not self._paused):
                 self._lock.wait(timeout)

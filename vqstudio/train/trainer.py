@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from vqstudio.config import Config
+from vqstudio.errors import UserError
 from vqstudio.model import Codec
 from vqstudio.model.inference import reconstruct
 from vqstudio.train.balancer import Balancer
@@ -33,12 +34,21 @@ from vqstudio.train.device import cap_cpu_threads, pick_device
 from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
 from vqstudio.train.report import StepReport, metrics_row
+from vqstudio.train.rollback import BufferRollback
 from vqstudio.train.runfolder import VALIDATION_COLUMN, EventLog, MetricsWriter, RunFolder, metric_columns
 from vqstudio.train.schedule import learning_rate
 from vqstudio.train.settings import apply_setting
 from vqstudio.train.state import copied, load_trainer_state, trainer_state
 
 __all__ = ["Trainer", "StepReport", "pick_device", "cap_cpu_threads"]
+
+# Terms whose cost is not trivial: left out of the graph while weighted 0 (see Trainer.step).
+COSTLY_TERMS = ("mel_l1/", "mrstft", "adversarial", "feature_matching")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Trainer:
@@ -85,6 +95,7 @@ class Trainer:
         self._good_state: dict[str, Any] | None = None
         self._pending_events: list[dict[str, Any]] = []
         self._results: list[dict[str, Any]] = []
+        self._last_save = time.monotonic()
         self.writer = self.events = None
         self._open_run(resuming)
 
@@ -103,6 +114,7 @@ class Trainer:
                 self.losses.discriminator_parameters(), lr=t.discriminator_lr, betas=tuple(t.betas)
             )
         self.balancer = Balancer()
+        self._rollback = BufferRollback(self.model)
 
     def _open_run(self, resuming: bool) -> None:
         """Create or resume the run folder (rank 0 writes) and log how the run began."""
@@ -149,34 +161,52 @@ class Trainer:
     def current_lr(self) -> float:
         return learning_rate(self.config.train, self.base_lr * self.lr_scale, self.step_count)
 
+    def _costly_unweighted(self) -> list[str]:
+        """Costly terms weighted 0 now: kept out of the backward pass (see :meth:`step`)."""
+        return [n for n, w in self.weights.items() if w == 0 and n.startswith(COSTLY_TERMS)]
+
     def step(self) -> StepReport:
+        """One optimisation step; see the module docstring of :mod:`vqstudio.train.report`.
+
+        The hot path holds no hidden work: costly terms weighted 0 are not computed (on logging
+        steps they are, for the record, without a graph) unless the balancer is measuring shares;
+        the only device sync is one read of a stacked tensor (the finite check, and on logging
+        steps every term with it); a non-finite step (total, gradient norm, discriminator loss or
+        its gradient norm) steps no optimizer and puts back every buffer the forward changed.
+        """
         start = time.perf_counter()
         self.service_mailbox()
         t = self.config.train
         lr = self.current_lr()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        next_step = self.step_count + 1
+        log_now = next_step % t.log_every == 0
+        share_every = self.config.loss.grad_share_every
+        measure = self.balancer_mode == "shares" or bool(share_every and self.step_count % share_every == 0)
+        unweighted = [] if measure else self._costly_unweighted()
 
         batch = self.data.batch(self.step_count).to(self.device, non_blocking=True)
         for name, reason in self.data.unreadable_files():
             self.record_event("unreadable_file", file=name, reason=reason)
-        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
+        self._rollback.save()
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.net(batch)
+        checks = []  # scalars that must all be finite for the step to count
         if self.disc_optimizer is not None:
+            # The discriminators' gradients now, their step only once the whole step is known to
+            # be finite; the generator's adversarial terms below see them as they were.
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 d_loss = self.losses.discriminator_loss(batch, out.audio.detach())
             self.disc_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.losses.discriminator_parameters(), t.grad_clip)
-            self.disc_optimizer.step()
+            d_norm = torch.nn.utils.clip_grad_norm_(self.losses.discriminator_parameters(), t.grad_clip)
+            checks += [d_loss.detach(), d_norm]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            terms = self.losses.terms(out, batch)
+            terms = self.losses.terms(out, batch, skip=() if log_now else unweighted, detach=unweighted)
         weighted = total(terms, self.weights)
 
-        share_every = self.config.loss.grad_share_every
-        measure = self.balancer_mode == "shares" or (share_every and self.step_count % share_every == 0)
         self.optimizer.zero_grad(set_to_none=True)
         shares = None
         if measure:
@@ -184,89 +214,117 @@ class Trainer:
         else:
             weighted.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        finite = bool(torch.isfinite(weighted) & torch.isfinite(grad_norm))  # one sync a step
+        checks = [weighted.detach(), grad_norm, *checks]
+        names = list(terms) if log_now else []
+        values = torch.stack([v.detach().float() for v in checks + [terms[n] for n in names]]).tolist()
+        finite = all(math.isfinite(v) for v in values[: len(checks)])  # the step's one sync
 
-        skipped = not finite
         if finite:
+            if self.disc_optimizer is not None:
+                self.disc_optimizer.step()
             self.optimizer.step()
+            self._rollback.check()
             self._nonfinite_run = 0
-            self.step_count += 1
+            self.step_count = next_step
             every = self.config.model.dead_code_replace_every
             if every and self.step_count % every == 0:
                 self.replace_dead_codes(automatic=True)
         else:
-            self._on_nonfinite(buffers)
+            self._on_nonfinite()
+            if not names:  # a skipped step reports its terms, to show which one went wrong
+                names = list(terms)
+                values = values[: len(checks)] + torch.stack([terms[n].detach().float() for n in names]).tolist()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.disc_optimizer is not None:
+            self.disc_optimizer.zero_grad(set_to_none=True)
 
         seconds = time.perf_counter() - start
         self.elapsed += seconds
         s = self.step_count
-        log_now = finite and s % t.log_every == 0
+        reported = dict(zip(names, values[len(checks):]))
+        if reported:
+            reported["total"] = values[0]
         report = StepReport(
             step=s,
             wall_time=time.time(),
             elapsed=self.elapsed,
-            terms={},
+            terms=reported,
             weights=dict(self.weights),
             lr=lr,
-            grad_norm=float(grad_norm) if log_now or skipped else math.nan,
+            grad_norm=values[1] if reported else math.nan,
             steps_per_second=1.0 / max(seconds, 1e-9),
             audio_seconds_per_second=self.data.audio_seconds_per_step() / max(seconds, 1e-9),
-            skipped=skipped,
+            skipped=not finite,
             grad_shares=shares,
         )
-        if log_now or skipped:
-            report.terms = {k: float(v.detach()) for k, v in terms.items()}
-            report.terms["total"] = float(weighted.detach())
-        if finite and s % t.heavy_every == 0:
-            report.codebook = self.codebook_stats()
-        if finite and t.validate_every and s % t.validate_every == 0:
-            report.validation = self.validate()
-        if log_now and self.writer is not None:
-            self.writer.write(metrics_row(report))
-        if finite and t.checkpoint_every and s % t.checkpoint_every == 0:
-            self.save_checkpoint(best=self._is_best(report.validation))
+        if finite:
+            self._after_good_step(report)
         report.events, report.results = self.drain()
         return report
 
-    def steps(self, until: int | None = None) -> Iterator[StepReport]:
+    def _after_good_step(self, report: StepReport) -> None:
+        """The cadenced work of a counted step: statistics, validation, the metrics row, and a
+        checkpoint every ``checkpoint_every`` steps or ``checkpoint_minutes`` of wall clock."""
+        t, s = self.config.train, self.step_count
+        if s % t.heavy_every == 0:
+            report.codebook = self.codebook_stats()
+        if t.validate_every and s % t.validate_every == 0:
+            report.validation = self.validate()
+        if report.terms and self.writer is not None:
+            self.writer.write(metrics_row(report))
+        if t.checkpoint_every and s % t.checkpoint_every == 0:
+            self._save_quietly(best=self._is_best(report.validation), reason="cadence")
+        elif t.checkpoint_minutes and time.monotonic() - self._last_save >= 60 * t.checkpoint_minutes:
+            self._save_quietly(best=self._is_best(report.validation), reason="autosave")
+
+    def _save_quietly(self, **fields: Any) -> None:
+        """A cadenced checkpoint that cannot be written (a full disk) is a ``failed`` event, not
+        the end of the run; the next cadence tries again."""
+        try:
+            self.save_checkpoint(**fields)
+        except (UserError, OSError) as exc:
+            self._last_save = time.monotonic()
+            self.record_event("failed", command="save_checkpoint", error=_one_line(exc))
+
+    def steps(self, until: int | None = None, idle: Callable[[], None] | None = None) -> Iterator[StepReport]:
         """Step until the global step reaches ``until`` (forever if None) or the mailbox stops.
 
-        While the mailbox is paused no step runs, but settings and commands are still served.
+        While the mailbox is paused no step runs, but settings and commands are still served, and
+        ``idle()`` (if given) is called after each serving, so a driver can hand out what they
+        produced (:meth:`drain`) without waiting for a step.
         """
         while (until is None or self.step_count < until) and not self.mailbox.stopped:
             if self.mailbox.paused:
-                self.wait_while_paused()
+                self.wait_while_paused(idle=idle)
                 continue
             yield self.step()
 
-    def wait_while_paused(self, poll: float = 0.1) -> None:
+    def wait_while_paused(self, poll: float = 0.1, idle: Callable[[], None] | None = None) -> None:
         """Block while the mailbox is paused, serving the mailbox; logs pause and resume."""
         self.record_event("pause")
         while self.mailbox.paused and not self.mailbox.stopped:
-            self.mailbox.wait(poll)
             self.service_mailbox()
-        self.record_event("resume")
+            if idle is not None:
+                idle()
+            self.mailbox.wait(poll)
+        self.service_mailbox()
+        if not self.mailbox.stopped:
+            self.record_event("resume")
+        if idle is not None:
+            idle()
 
     # -- changes between steps ----------------------------------------------------------------
 
-    def service_mailbox(self) -> list[dict[str, Any]]:
+    def service_mailbox(self) -> None:
         """Apply every posted setting (last write wins) and serve every queued command in order;
-        their events and results wait for :meth:`drain`. Returns the events it produced."""
+        their events and results wait for :meth:`drain`."""
         settings, commands = self.mailbox.take()
-        before = len(self._pending_events)
         for name, value in settings.items():
             apply_setting(self, name, value)
         for cmd in commands:
             result = run_command(self, cmd)
             if result is not None:
                 self._results.append(result)
-        return self._pending_events[before:]
-
-    def log_event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Record an event from the driving loop and hand it out at once (not in a report)."""
-        self.record_event(kind, **fields)
-        return self._pending_events.pop()
 
     def drain(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The events and results produced since the last drain, each handed out once."""
@@ -279,11 +337,8 @@ class Trainer:
         if not automatic or any(replaced):
             self.record_event("replace_dead_codes", replaced=list(replaced), automatic=automatic, id=id)
 
-    def _on_nonfinite(self, buffers: dict[str, torch.Tensor]) -> None:
-        # Undo what the forward pass changed outside the optimizer (EMA codebooks, usage counts).
-        with torch.no_grad():
-            for name, buf in self.model.named_buffers():
-                buf.copy_(buffers[name])
+    def _on_nonfinite(self) -> None:
+        self._rollback.restore()  # what the forward changed outside the optimizer (EMA codebooks)
         self._nonfinite_run += 1
         self.record_event("nonfinite_skip", consecutive=self._nonfinite_run)
         if self._nonfinite_run >= self.config.train.max_nonfinite:
@@ -364,6 +419,7 @@ class Trainer:
         path = save_checkpoint(
             self.run.checkpoint_dir, state, self.step_count, self.config.train.keep_checkpoints, best
         )
+        self._last_save = time.monotonic()
         self.record_event("checkpoint", file=path.name, best=best, **fields)
         return path
 
