@@ -251,9 +251,10 @@ def prepare_corpus(
             pending.clear()
             atomic_write_text(out / PROGRESS_NAME, json.dumps(done))
 
-    bar = tqdm(unique, unit="file", desc="prepare", disable=not (sys.stderr.isatty()
-               if progress is None else progress), initial=0)
-    for path in bar:
+    show = sys.stderr.isatty() if progress is None else progress
+    # no tqdm object at all when hidden: even a disabled one starts tqdm's monitor thread
+    bar = tqdm(unique, unit="file", desc="prepare", smoothing=0.1) if show else None
+    for path in bar if bar is not None else unique:
         if path in records:
             continue
         info = infos[path]
@@ -264,7 +265,8 @@ def prepare_corpus(
         if writer.full():
             finish_shard()
     finish_shard()
-    bar.close()
+    if bar is not None:
+        bar.close()
     meta = {
         "format": FORMAT, "version": VERSION, "fingerprint": digest, "source": corpus.folder,
         "sample_rate": int(sample_rate), "dtype": dtype, "shards": done["shards"],
