@@ -243,3 +243,19 @@ def test_fixed_segments_are_fixed_and_spread(tmp_path):
     assert one.shape == (8, 1, 800) and torch.equal(one, other)
     levels = sorted(set(one[:, 0, 0].tolist()))
     assert levels == pytest.approx([0.2, 0.4, 0.6, 0.8])  # every file is represented
+
+
+@pytest.mark.parametrize("channels", [2, 6, 8])
+def test_fast_mixdown_and_resampling_are_bit_for_bit_scipys(tmp_path, channels):
+    """The segment reader's shortcuts (column-wise mix-down, a once-designed resampling filter)
+    give exactly numpy's mean and scipy's resample_poly of the whole file."""
+    from scipy.signal import resample_poly
+
+    from vqstudio.audio.io import read_samples
+
+    wave = np.random.default_rng(channels).standard_normal((44100, channels)).astype(np.float32)
+    path = write(tmp_path / "multi.wav", wave * 0.1, 44100, subtype="FLOAT")
+    expected = resample_poly(sf.read(path, dtype="float32")[0].mean(axis=1, dtype=np.float32),
+                             80, 147).astype(np.float32)
+    assert np.array_equal(read_samples(path, 24000), expected)
+    assert np.array_equal(read_samples(path, 24000, 5000, 3000), expected[5000:8000])

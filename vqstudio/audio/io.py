@@ -16,6 +16,7 @@ Sample positions at a target rate are those of the whole file resampled with
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import stat
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 from vqstudio.atomic import atomic_path
 from vqstudio.errors import AudioFileError
@@ -185,7 +186,7 @@ def _mono_blocks(info: AudioInfo, first: int, count: int) -> Iterator[np.ndarray
     try:
         with sf.SoundFile(os.fsencode(path)) as fh:
             for block in _raw_blocks(fh, info.format, first, count):
-                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+                mono = _mix_down(block)
                 if not np.isfinite(mono).all():
                     at = (first + done + int(np.argmin(np.isfinite(mono)))) / info.sample_rate
                     raise AudioFileError(
@@ -210,6 +211,22 @@ def _mono_blocks(info: AudioInfo, first: int, count: int) -> Iterator[np.ndarray
             f"{(first + done) / info.sample_rate:.2f} s",
             _FIX_REEXPORT,
         )
+
+
+def _mix_down(block: np.ndarray) -> np.ndarray:
+    """Mono ``[n]`` of a float32 ``[n, C]`` block: the channel mean. Up to 7 channels the
+    columns are added one by one, which is bit for bit what ``mean(axis=1)`` gives there and
+    several times faster on an interleaved block; from 8 numpy sums pairwise, so mean is kept."""
+    channels = block.shape[1]
+    if channels == 1:
+        return block[:, 0]
+    if channels >= 8:
+        return block.mean(axis=1, dtype=np.float32)
+    mono = block[:, 0].copy()
+    for c in range(1, channels):
+        mono += block[:, c]
+    mono /= np.float32(channels)
+    return mono
 
 
 def _raw_blocks(fh: sf.SoundFile, fmt: str, first: int, count: int) -> Iterator[np.ndarray]:
@@ -274,7 +291,20 @@ def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     up, down = _ratio(from_rate, to_rate)
     if up == down:
         return wave.copy()
-    return resample_poly(wave, up, down, axis=-1).astype(np.float32, copy=False)
+    return resample_poly(wave, up, down, axis=-1, window=_lowpass(up, down)).astype(
+        np.float32, copy=False
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _lowpass(up: int, down: int) -> np.ndarray:
+    """The FIR that ``resample_poly`` would design for (up, down) with its default Kaiser window,
+    designed once: designing it took as long as filtering a one-second segment."""
+    reach = max(up, down)
+    taps = firwin(2 * _RESAMPLE_HALF_TAPS * reach + 1, 1.0 / reach, window=("kaiser", 5.0))
+    taps = taps.astype(np.float32)
+    taps.flags.writeable = False  # shared between calls; resample_poly works on a copy
+    return taps
 
 
 # -- reading ------------------------------------------------------------------------------------
