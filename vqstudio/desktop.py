@@ -78,6 +78,9 @@ def installed_files(home: Path | None = None) -> list[Path]:
 
 def install(home: Path | None = None, python: str | None = None) -> list[Path]:
     """Write the desktop entry and the icons; returns the files written."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        raise UserError("install-desktop writes a freedesktop (Linux) menu entry",
+                        "on macOS and Windows start VQ Studio with `vqstudio app`")
     home = home or data_home()
     entry, *icons = installed_files(home)
     sources = [icon_path(s) for s in ICON_SIZES] + [icon_path()]
