@@ -1,0 +1,244 @@
+"""Data speed: corpus scans, batch throughput and memory at corpus scale. Figures, not assertions.
+
+    python benchmarks/data_speed.py scan [--files 2000] [--folder DIR]
+    python benchmarks/data_speed.py throughput [--rounds 3] [--batches 20] [--workers 0 1 2]
+    python benchmarks/data_speed.py memory [--hours 2 20] [--steps 30]
+    python benchmarks/data_speed.py all          # scan of 2,000 files, throughput, memory 1 h/4 h
+
+scan: a folder of tiny generated WAVs (kept between runs; 100,000 files take ~1 min to write),
+scanned with an empty corpus index (the first start, what every start cost before the index),
+again (the second start), and after 1% of the files changed (those are checked again).
+
+throughput: audio-seconds of batches per second, 16 x 1 s at 24 kHz cut from four 60 s 44.1 kHz
+stereo WAVs: cached (decoded once, kept in memory), uncached folder (decoded and resampled on
+every use) and a prepared dataset (int16 shards), each with 0, 1 and 2 worker processes. The
+variants run interleaved, round after round, and the medians are printed; worker start-up is
+timed apart.
+
+memory: a synthetic prepared dataset of N hours (24 kHz int16 written straight into shards, 30 s
+per file) is trained from for a few steps of tiny-cpu in a fresh process, which prints its peak
+resident memory and, at the end, its anonymous (heap) and file-backed (mapped shard) parts. The
+generated data lives under /tmp/vqstudio-data-speed (``--keep`` keeps it; deleted otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+WORK = Path(tempfile.gettempdir()) / "vqstudio-data-speed"
+RATE = 24000
+
+
+def _fresh_cache() -> None:
+    os.environ["VQSTUDIO_CACHE"] = tempfile.mkdtemp(prefix="index-", dir=WORK)
+
+
+# -- scan ---------------------------------------------------------------------------------------
+
+
+def tiny_wav_folder(files: int, folder: Path | None = None) -> Path:
+    """``files`` 0.1 s 16 kHz WAVs, 1,000 per subfolder (written once, reused)."""
+    if folder is not None:
+        return folder  # given: used as it is
+    folder = WORK / f"files{files}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    rng = np.random.default_rng(0)
+    for i in range(files):
+        sub = folder / f"d{i // 1000:03d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        sf.write(sub / f"f{i:06d}.wav", (rng.standard_normal(1600) * 0.1).astype(np.float32),
+                 16000, subtype="PCM_16")
+    done.touch()
+    return folder
+
+
+def bench_scan(files: int, folder: Path | None) -> None:
+    from vqstudio.audio.corpus import scan_corpus
+
+    folder = tiny_wav_folder(files, folder)
+    _fresh_cache()
+    for label in ("first start (no index)", "second start (index)"):
+        start = time.perf_counter()
+        corpus = scan_corpus(folder, 16000)
+        print(f"scan {files} files, {label}: {time.perf_counter() - start:.2f} s "
+              f"({len(corpus.files)} usable)", flush=True)
+    changed = sorted(folder.rglob("*.wav"))[:: 100]
+    rng = np.random.default_rng(1)
+    for path in changed:
+        sf.write(path, (rng.standard_normal(800) * 0.1).astype(np.float32), 16000, subtype="PCM_16")
+    start = time.perf_counter()
+    corpus = scan_corpus(folder, 16000)
+    print(f"scan {files} files, after {len(changed)} changed: {time.perf_counter() - start:.2f} s "
+          f"({corpus.notes[-1].split(' (')[0]})", flush=True)
+
+
+# -- throughput ---------------------------------------------------------------------------------
+
+
+def stereo_folder() -> Path:
+    folder = WORK / "stereo44k"
+    if not (folder / ".complete").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for k in range(4):
+            wave = (rng.standard_normal((44100 * 60, 2)) * 0.1).astype(np.float32)
+            sf.write(folder / f"s{k}.wav", wave, 44100, subtype="PCM_16")
+        (folder / ".complete").touch()
+    return folder
+
+
+def bench_throughput(rounds: int, batches: int, worker_counts: list[int]) -> None:
+    from vqstudio.audio.corpus import SegmentSampler, scan_corpus
+    from vqstudio.audio.prefetch import BatchFeed
+    from vqstudio.audio.prepared import prepare_corpus
+
+    _fresh_cache()
+    folder = stereo_folder()
+    corpus = scan_corpus(folder, RATE)
+    shards = WORK / "stereo44k-prepared"
+    shutil.rmtree(shards, ignore_errors=True)
+    prepared = scan_corpus(prepare_corpus(corpus, shards, RATE, progress=False).folder, RATE)
+    sources = {
+        "cached": SegmentSampler(corpus, RATE, RATE, 0),
+        "folder": SegmentSampler(corpus, RATE, RATE, 0, cache_bytes=0),
+        "prepared": SegmentSampler(prepared, RATE, RATE, 0),
+    }
+    sources["cached"].fixed_segments(8)  # fill the cache: every file is touched
+    feeds = {}
+    for name, sampler in sources.items():
+        for workers in worker_counts:
+            start = time.perf_counter()
+            feed = BatchFeed(sampler, 16, workers=workers)
+            feed.batch(0)
+            feeds[name, workers] = feed
+            if workers:
+                print(f"start-up with {workers} worker(s) ({name}): "
+                      f"{time.perf_counter() - start:.2f} s", flush=True)
+    figures: dict[tuple[str, int], list[float]] = {key: [] for key in feeds}
+    step = 1000
+    for _ in range(rounds):
+        for key, feed in feeds.items():
+            step += 10_000
+            feed.batch(step)  # restart the stream here; untimed
+            start = time.perf_counter()
+            for s in range(step + 1, step + 1 + batches):
+                feed.batch(s)
+            figures[key].append(batches * 16 / (time.perf_counter() - start))
+    for (name, workers), values in figures.items():
+        print(f"throughput {name:8s} workers={workers}: {statistics.median(values):8.0f} "
+              f"audio-s/s (median of {rounds}: {', '.join(f'{v:.0f}' for v in values)})")
+    for feed in feeds.values():
+        feed.close()
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+
+def synthetic_prepared(hours: float) -> Path:
+    """A prepared dataset of ``hours`` of noise, 30 s per file, written straight into shards."""
+    from vqstudio.audio.corpus import Corpus
+    from vqstudio.audio.io import AudioInfo
+    from vqstudio.audio.prepared import prepare_corpus
+
+    out = WORK / f"prepared-{hours:g}h"
+    count = int(round(hours * 3600 / 30))
+    files = [AudioInfo(f"/synthetic/{i:06d}.wav", RATE, 30 * RATE, 1, 30.0, "WAV")
+             for i in range(count)]
+    corpus = Corpus(folder="/synthetic", sample_rate=RATE, files=files)
+    rng = np.random.default_rng(0)
+    prepare_corpus(corpus, out, RATE, progress=False,
+                   read=lambda info, n: rng.standard_normal(n, dtype=np.float32) * 0.1)
+    return out
+
+
+def _status(*keys: str) -> dict[str, float]:
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in keys:
+            found[name] = int(value.split()[0]) / 1024
+    return found
+
+
+def memory_child(folder: str, steps: int) -> None:
+    from vqstudio.config import load_preset
+    from vqstudio.train.trainer import Trainer
+
+    config = load_preset("tiny-cpu", [f'data.path="{folder}"', "train.validate_every=0",
+                                      "train.checkpoint_every=0", "data.workers=0"])
+    trainer = Trainer(config, None, device="cpu")
+    after_open = _status("VmRSS")["VmRSS"]
+    for _ in trainer.steps(until=steps):
+        pass
+    trainer.close()
+    end = _status("VmHWM", "RssAnon", "RssFile")
+    print(f"after opening {after_open:.0f} MiB; peak {end['VmHWM']:.0f} MiB; at the end heap "
+          f"{end['RssAnon']:.0f} MiB, mapped files {end['RssFile']:.0f} MiB")
+
+
+def bench_memory(hours: list[float], steps: int) -> None:
+    for h in hours:
+        start = time.perf_counter()
+        folder = synthetic_prepared(h)
+        size = sum(p.stat().st_size for p in folder.glob("shard-*")) / 2**30
+        print(f"{h:g} h prepared dataset ({size:.2f} GiB) written in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+        done = subprocess.run([sys.executable, __file__, "memory-child", str(folder), str(steps)],
+                              capture_output=True, text=True, check=True)
+        print(f"training {steps} steps from {h:g} h: {done.stdout.strip()}", flush=True)
+        shutil.rmtree(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("scan")
+    p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--folder", type=Path, default=None, help="an existing folder of tiny WAVs")
+    p = sub.add_parser("throughput")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p = sub.add_parser("memory")
+    p.add_argument("--hours", type=float, nargs="+", default=[2, 20])
+    p.add_argument("--steps", type=int, default=30)
+    p = sub.add_parser("memory-child")
+    p.add_argument("folder")
+    p.add_argument("steps", type=int)
+    p = sub.add_parser("all")
+    for p in sub.choices.values():
+        if p.prog.split()[-1] != "memory-child":
+            p.add_argument("--keep", action="store_true", help="keep the generated data")
+    args = parser.parse_args()
+    if args.what == "memory-child":
+        return memory_child(args.folder, args.steps)
+    WORK.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.what in ("scan", "all"):
+            bench_scan(getattr(args, "files", 2000), getattr(args, "folder", None))
+        if args.what in ("throughput", "all"):
+            bench_throughput(getattr(args, "rounds", 3), getattr(args, "batches", 20),
+                             getattr(args, "workers", [0, 1, 2]))
+        if args.what in ("memory", "all"):
+            bench_memory(getattr(args, "hours", [1, 4]), getattr(args, "steps", 30))
+    finally:
+        if not args.keep:
+            shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
