@@ -10,8 +10,6 @@ carries its filter state), and only a change of the smoothing factor refilters w
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,107 +26,24 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from scipy.signal import lfilter
 
 from vqstudio.app import theme
-from vqstudio.app.panels.envelope import MinMaxPyramid
+from vqstudio.app.panels.loss_markers import format_number, marker_label, marker_line
 from vqstudio.app.panels.plotstyle import style_plot
+from vqstudio.app.panels.smoothed_curve import (
+    SMOOTHING_MAX,
+    SmoothedCurve,
+    slider_from_smoothing,
+    smoothing_from_slider,
+)
 
 TOTAL = "total"
 HIDDEN_BY_DEFAULT = ("lr", "grad_norm")  # other scales: they would flatten the loss curves
 MAX_MARKERS = 200  # the newest ones; older markers are dropped so a long run stays fast
-MARKER_POSITIONS = (0.95, 0.8, 0.65, 0.5, 0.35)  # label heights, cycled so neighbours don't overlap
 # Every change of the view redraws at once, so only a sliver beyond each edge is drawn: points
 # outside the view still cost the painter a stroke each.
 VIEW_MARGIN = 0.02
-SMOOTHING_MAX = 0.999
 COLOUR_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def format_number(value: Any) -> str:
-    """Short form of a weight or rate: 1, 2.5, 0.0003, 3e-05."""
-    try:
-        return f"{float(value):.3g}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def marker_label(event: dict[str, Any]) -> str | None:
-    """The text a change event's marker carries, e.g. ``"mel_l1/1024 1→2.5"``; None for events
-    that get no marker (checkpoints, pauses, automatic dead-code replacements ...)."""
-    kind = event.get("kind")
-    if kind == "weights":
-        changes = [f"{term} {format_number(old)}→{format_number(new)}"
-                   for term, (old, new) in event.get("changes", {}).items()]
-        if len(changes) > 2:  # e.g. "Reset to preset": the tooltip has them all
-            return f"{changes[0]}; {changes[1]} +{len(changes) - 2} more"
-        return "; ".join(changes) or None
-    if kind in ("lr", "quantizer_dropout"):
-        name = "lr" if kind == "lr" else "quantizer dropout"
-        return f"{name} {format_number(event.get('old'))}→{format_number(event.get('new'))}"
-    if kind == "balancer":
-        return f"balancer {event.get('old')}→{event.get('new')}"
-    if kind == "replace_dead_codes" and not event.get("automatic"):
-        replaced = event.get("replaced") or []
-        return f"replaced {sum(int(n) for n in replaced)} dead codes"
-    if kind == "restored":
-        return f"restored {event.get('file') or 'last good state'} (lr ×{format_number(event.get('lr_scale', 1))})"
-    return None
-
-
-def smoothing_from_slider(position: int) -> float:
-    """Slider 0..1000 -> EMA factor 0..0.999 on a log scale (0.9 at a third, 0.99 at two thirds)."""
-    return 0.0 if position <= 0 else min(SMOOTHING_MAX, 1.0 - 10.0 ** (-3.0 * position / 1000.0))
-
-
-def slider_from_smoothing(alpha: float) -> int:
-    alpha = min(max(float(alpha), 0.0), SMOOTHING_MAX)
-    return 0 if alpha <= 0 else int(round(-1000.0 / 3.0 * math.log10(1.0 - alpha)))
-
-
-@dataclass
-class _Curve:
-    """One curve's drawing state: the smoothed copy of the store's rows and the plot item."""
-
-    name: str
-    item: pg.PlotDataItem
-    pyramid: MinMaxPyramid = field(default_factory=MinMaxPyramid)
-    first: int | None = None  # store row of the pyramid's first point (leading NaN rows skipped)
-    seen: int = 0  # store rows consumed
-    last_finite: float = math.nan  # non-finite rows (skipped steps) repeat the last finite value
-    last_smoothed: float = math.nan
-    stale: bool = False  # smoothing changed while hidden: rebuild when shown
-
-    def reset(self) -> None:
-        self.pyramid.clear()
-        self.first, self.seen = None, 0
-        self.last_finite = self.last_smoothed = math.nan
-        self.stale = False
-
-    def consume(self, rows: np.ndarray, alpha: float) -> None:
-        """Smooth and append the rows ``[m]`` that follow those already seen."""
-        start = self.seen
-        self.seen += rows.shape[0]
-        rows = np.asarray(rows, dtype=np.float64)
-        finite = np.isfinite(rows)
-        if self.first is None:
-            if not finite.any():
-                return
-            skip = int(np.argmax(finite))
-            self.first, rows, finite = start + skip, rows[skip:], finite[skip:]
-        if not finite.all():
-            # Forward-fill: a skipped step shows as a flat stretch, never as a hole or a NaN
-            # that would poison the running filter.
-            index = np.where(finite, np.arange(rows.shape[0]), -1)
-            np.maximum.accumulate(index, out=index)
-            seed = self.last_finite
-            rows = np.where(index >= 0, rows[np.maximum(index, 0)], seed)
-        self.last_finite = float(rows[-1])
-        if alpha > 0:
-            previous = rows[0] if math.isnan(self.last_smoothed) else self.last_smoothed
-            rows, _ = lfilter([1.0 - alpha], [1.0, -alpha], rows, zi=[alpha * previous])
-            self.last_smoothed = float(rows[-1])
-        self.pyramid.extend(rows)
 
 
 class LossPanel(QWidget):
@@ -148,7 +63,7 @@ class LossPanel(QWidget):
         self._search_rows = -1
         self._search = np.empty(0)
         self._sorted = True
-        self.curves: dict[str, _Curve] = {}
+        self.curves: dict[str, SmoothedCurve] = {}
         self.markers: list[pg.InfiniteLine] = []
         self._hidden: set[str] = set()  # names the user switched off
         self._shown: set[str] = set()  # names the user switched on that start hidden
@@ -159,7 +74,6 @@ class LossPanel(QWidget):
         style_plot(self.plot_item)
         self.plot_item.setLabel("bottom", "step")
         self.plot_item.setLabel("left", "loss")
-        self.plot_item.setClipToView(True)
         self.view_box = self.plot_item.getViewBox()
         self.view_box.sigXRangeChanged.connect(self._view_changed)
         self.view_box.sigResized.connect(self._view_changed)
@@ -311,12 +225,15 @@ class LossPanel(QWidget):
             if name in HIDDEN_BY_DEFAULT:
                 pen.setStyle(Qt.PenStyle.DashLine)
             item = pg.PlotDataItem(pen=pen, name=name)
-            # The envelope has already clipped and reduced the data; pyqtgraph's own passes stay
-            # on as a backstop and cost little on ~1 pair per pixel column.
-            item.setDownsampling(auto=True, method="peak")
-            item.setClipToView(True)
+            # The envelope has already clipped the data to the view and reduced it to about one
+            # (min, max) pair per pixel column. pyqtgraph's own clip-to-view, downsampling and
+            # dynamic-range passes would redo that on every change of the view, before the
+            # envelope's new data replaces it anyway: half of a pan's cost, for nothing.
+            item.setDownsampling(auto=False)
+            item.setClipToView(False)
+            item.setDynamicRangeLimit(None)
             self.plot_item.addItem(item)
-            self.curves[name] = _Curve(name, item)
+            self.curves[name] = SmoothedCurve(name, item)
             visible = (self._default_visible(name) or name in self._shown) and name not in self._hidden
             item.setVisible(visible)
             entry = QListWidgetItem(name)
@@ -355,7 +272,7 @@ class LossPanel(QWidget):
             self._drawn = None
             self._redraw()
 
-    def _rebuild(self, curve: _Curve) -> None:
+    def _rebuild(self, curve: SmoothedCurve) -> None:
         """Refilter a whole curve from the store's rows (after the smoothing factor changed)."""
         source = self.store.curves.get(curve.name)
         curve.reset()
@@ -433,28 +350,10 @@ class LossPanel(QWidget):
             self.plot_item.removeItem(self.markers.pop(0))
 
     def _add_marker(self, event: dict[str, Any], text: str) -> None:
-        colour = theme.TEXT_DIM
-        changes = event.get("changes", {})
         terms = list(self.store.info.get("term_names", []))
-        if event.get("kind") == "weights" and len(changes) == 1 and next(iter(changes)) in terms:
-            colour = theme.curve_color(terms.index(next(iter(changes))))
-        elif event.get("kind") == "restored":
-            colour = theme.ERROR
-        short = text if len(text) <= 60 else text[:57] + "…"
-        pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine)
-        line = pg.InfiniteLine(
-            pos=float(event["step"]), angle=90, movable=False, pen=pen, label=short,
-            labelOpts={
-                "position": MARKER_POSITIONS[len(self.markers) % len(MARKER_POSITIONS)],
-                # Right of the line in the view's left half, left of it in the right half.
-                "color": colour, "fill": pg.mkBrush(theme.BACKGROUND + "c0"),
-                "anchors": [(0, 0.5), (1, 0.5)],
-            },
-        )
-        full = "\n".join(f"{term} {format_number(a)} → {format_number(b)}"
-                         for term, (a, b) in changes.items()) if changes else text
-        line.setToolTip(f"step {event['step']}:\n{full}")
-        line.event_kind = event.get("kind")
-        line.setZValue(-5)
+        line = marker_line(event, text, terms, len(self.markers))
         self.plot_item.addItem(line, ignoreBounds=True)
         self.markers.append(line)
+
+
+__all__ = ["LossPanel", "format_number", "marker_label"]  # the last two are used by other panels
