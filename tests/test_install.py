@@ -235,3 +235,28 @@ def test_the_system_package_step_skips_cleanly_without_apt(tmp_path, tools):
     assert "vqstudio-no-such-package" in result.stderr
     assert ("not Debian" in result.stderr) == (not tools), result.stderr
     assert "apt-get install" not in result.stderr, result.stderr
+
+
+def test_the_icon_pngs_are_rendered_from_the_svg(tmp_path):
+    """Each PNG has its size and matches a fresh render of the SVG (edit the SVG, re-render)."""
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from render_icons import render
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from vqstudio.resources import ICON_SIZES, icon_path
+
+    def pixels(path: Path) -> np.ndarray:
+        image = QImage(str(path)).convertToFormat(QImage.Format.Format_RGBA8888)
+        assert not image.isNull(), path
+        rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+        return rows[:, : image.width() * 4].reshape(image.height(), image.width(), 4).copy()
+
+    fresh = render(icon_path(), tmp_path)
+    for size, path in zip(ICON_SIZES, fresh):
+        shipped = pixels(icon_path(size))
+        assert shipped.shape == (size, size, 4)
+        assert np.abs(shipped.astype(int) - pixels(path)).mean() < 0.5, f"{icon_path(size)} is stale"
