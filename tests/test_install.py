@@ -237,8 +237,11 @@ def test_the_system_package_step_skips_cleanly_without_apt(tmp_path, tools):
     assert "apt-get install" not in result.stderr, result.stderr
 
 
-def test_the_icon_pngs_are_rendered_from_the_svg(tmp_path):
-    """Each PNG has its size and matches a fresh render of the SVG (edit the SVG, re-render)."""
+def test_the_icon_pngs_are_rendered_from_the_svg(qapp, tmp_path):
+    """Each PNG has its size and matches a fresh render of the SVG (edit the SVG, re-render).
+
+    pytest-qt's QApplication exists first, so render() does not leave a bare QGuiApplication
+    behind that would break the widget tests later in the same process."""
     import numpy as np
     from PySide6.QtGui import QImage
 
