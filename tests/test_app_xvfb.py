@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -166,3 +168,74 @@ def test_app_without_an_audio_device_disables_only_the_transport(tmp_path, displ
     _check_common(report, shot, runs, done)
     assert not report["player_available"] and not report["play_enabled"]
     assert "No audio output device" in report["audition_text"]
+
+
+# -- signals: stopped the ordinary ways, the app saves its work ----------------------------------
+
+
+def _start_app(tmp_path, display, *extra):
+    home = tmp_path / "home"
+    write_asoundrc(home, "missing")  # no audio: these tests are about stopping
+    env = alsa_env(home, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "vqstudio", "app", *extra], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, proc, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the app exited while waiting for {what}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}: {proc.communicate()}")
+        time.sleep(0.1)
+
+
+def _events(run, kind):
+    path = run / "events.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [e for e in (json.loads(line) for line in lines if line.strip()) if e["kind"] == kind]
+
+
+def _logged_steps(run) -> int:
+    path = run / "metrics.csv"
+    return max(0, len(path.read_text().splitlines()) - 1) if path.is_file() else 0
+
+
+def test_sigusr1_saves_and_goes_on_and_sigterm_saves_at_the_step_reached_and_exits_0(tmp_path, display):
+    from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    corpus = write_corpus(tmp_path / "data", files=3, seconds=1.0)
+    run = tmp_path / "run"
+    proc = _start_app(tmp_path, display, "--data", str(corpus), "--run", str(run), "--autostart",
+                      *tiny_sets())
+    _wait_for(lambda: _logged_steps(run) >= 3, proc, "three steps")
+    proc.send_signal(signal.SIGUSR1)
+    _wait_for(lambda: _events(run, "checkpoint"), proc, "the SIGUSR1 checkpoint")
+    saved_at = _events(run, "checkpoint")[0]["step"]
+    _wait_for(lambda: _logged_steps(run) >= saved_at + 3, proc, "training to go on after SIGUSR1")
+    assert proc.poll() is None
+
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    checkpoints = _events(run, "checkpoint")
+    assert len(checkpoints) == 2
+    reached = _logged_steps(run)  # log_every=1: one row per step taken
+    assert checkpoints[-1]["step"] == reached > saved_at
+    latest = latest_checkpoint(run / "checkpoints")
+    assert load_checkpoint(latest)["step"] == reached
+    lines = [line for line in out.splitlines() if line.startswith("vqstudio app: SIGTERM")]
+    assert len(lines) == 1 and f"stopped at step {reached}" in lines[0] and str(latest) in lines[0], out
+
+
+def test_sigint_with_nothing_training_closes_and_says_so(tmp_path, display):
+    proc = _start_app(tmp_path, display, "--data", str(write_corpus(tmp_path / "data", files=1)))
+    log = tmp_path / "home" / ".local" / "share" / "vqstudio" / "vqstudio.log"
+    _wait_for(lambda: log.is_file() and "stop signals handled" in log.read_text(), proc, "the window")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "vqstudio app: SIGINT: nothing was training; closed" in out, (out, err[-2000:])

@@ -255,3 +255,21 @@ def test_recent_runs_menu_opens_a_run(qtbot, window, corpus, tmp_path):
     entry = next(a for a in window.recent_menu.actions() if a.text() == str(run.resolve()))
     entry.trigger()
     assert window.store.current_step == 2 and window.windowTitle().startswith("VQ Studio — earlier")
+
+
+def test_command_line_paths_are_a_run_folder_and_audio_files(qtbot, window, corpus, tmp_path):
+    from vqstudio.app.main import sort_paths
+    from vqstudio.errors import UserError
+
+    run = RunFolder.create(tmp_path / "run", tiny_config(corpus)).path
+    wavs = [corpus / "clip0.wav", corpus / "clip1.flac"]
+    assert sort_paths([str(wavs[0]), str(run), str(wavs[1])]) == (run, [p.resolve() for p in wavs])
+    for bad, says in ((corpus, "not a run folder"), (tmp_path / "nope.wav", "no such file"),
+                      (run / "config.toml", "not an audio file")):
+        with pytest.raises(UserError, match=says):
+            sort_paths([str(bad)])
+
+    window.set_audition_clip(wavs[0], also=[wavs[1]])  # what `vqstudio app a.wav b.flac` does
+    audition = window.panels["audition"]
+    assert audition.clip.path == str(wavs[0])
+    assert audition.clip_box.findData(str(wavs[1])) >= 0

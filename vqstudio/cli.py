@@ -85,16 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_prepare)
 
     p = sub.add_parser("app", help="start the desktop app")
-    p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
-    p.add_argument("--preset", default=None, help="preset for a new run (default tiny-cpu)")
-    p.add_argument("--run", default=None,
-                   help="run folder: an existing run is opened and resumed (default: the last run)")
-    p.add_argument("--autostart", action="store_true", help="start training at once")
-    p.add_argument("--screenshot", default=None, help="save a PNG of the window before quitting")
-    p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
-                   help="close the window (saving a checkpoint) after this many seconds")
-    # Overrides for a new run (tests and scripts use a tiny model); hidden from --help.
-    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
+    from vqstudio.app.main import add_arguments as add_app_arguments  # Qt-free; Qt loads in run_app
+
+    add_app_arguments(p)
     p.set_defaults(handler=cmd_app)
 
     p = sub.add_parser("install-desktop",

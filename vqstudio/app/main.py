@@ -1,32 +1,76 @@
-"""Start the desktop app: ``vqstudio app`` (and ``python main.py``) end up in :func:`run_app`.
+"""Start the desktop app: ``vqstudio app`` (and ``python main.py``) end up in :func:`run_app`;
+its options are defined here too (:func:`add_arguments`, which ``cli.py`` calls).
 
 With no options the window opens on the last run, or the first time on the built-in demo corpus
-with the tiny-cpu preset; one click (or Space) starts training. For scripted use,
-``--autostart --screenshot out.png --quit-after 60`` trains, saves a picture of the whole window,
-closes cleanly (stopping training and saving a checkpoint) and exits 0.
+with the tiny-cpu preset; one click (or Space) starts training. ``vqstudio app RUN_DIR`` opens a
+run, ``vqstudio app clip.wav`` auditions a file (the desktop entry passes files this way). For
+scripted use, ``--autostart --screenshot out.png --quit-after 60`` trains, saves a picture of the
+whole window, closes cleanly (stopping training and saving a checkpoint) and exits 0. SIGTERM,
+SIGINT and SIGHUP close it the same way, SIGUSR1 saves a checkpoint (``stop_signals``).
+
+Qt (and numpy, torch ...) are imported inside the functions that need them, so that building the
+command line parser, which every ``vqstudio`` command does, stays instant.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, QTimer
-from PySide6.QtWidgets import QApplication
-
-from vqstudio.config import DEFAULT_PRESET, load_preset
 from vqstudio.errors import UserError
-from vqstudio.train.runfolder import RunFolder
 
 # Folder names: settings in ~/.config/vqstudio/, runs and the log in ~/.local/share/vqstudio/
 # (their equivalents on macOS and Windows).
 ORGANIZATION = "vqstudio"
 APPLICATION = "vqstudio"
+DESKTOP_FILE = "vqstudio"  # the desktop entry's name (StartupWMClass): the shell groups our windows
 log = logging.getLogger("vqstudio.app")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``vqstudio app``."""
+    p.add_argument("paths", nargs="*", metavar="RUN_DIR|AUDIO",
+                   help="a run folder to open, and/or audio files to audition (the first is played)")
+    p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
+    p.add_argument("--preset", default=None, help="preset for a new run (default tiny-cpu)")
+    p.add_argument("--run", default=None,
+                   help="run folder: an existing run is opened and resumed (default: the last run)")
+    p.add_argument("--autostart", action="store_true", help="start training at once")
+    p.add_argument("--screenshot", default=None, help="save a PNG of the window before quitting")
+    p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
+                   help="close the window (saving a checkpoint) after this many seconds")
+    # Overrides for a new run (tests and scripts use a tiny model); hidden from --help.
+    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
+
+
+def sort_paths(paths: list[str]) -> tuple[Path | None, list[Path]]:
+    """The command line's paths as (the run folder to open, the audio files to audition).
+    Raises UserError for a path that is neither, naming what to give instead."""
+    from vqstudio.audio.io import READ_SUFFIXES
+    from vqstudio.train.runfolder import RunFolder
+
+    run, audio = None, []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            if not RunFolder(path).exists():
+                raise UserError(f"{path}: not a run folder (it has no config.toml)",
+                                f"to train on the audio in it, use --data {text}")
+            if run is not None:
+                raise UserError(f"two run folders given ({run} and {path})", "open one at a time")
+            run = path
+        elif path.is_file():
+            if path.suffix.lower() not in READ_SUFFIXES:
+                raise UserError(f"{path}: not an audio file the app reads",
+                                "give a " + ", ".join(sorted(READ_SUFFIXES)) + " file or a run folder")
+            audio.append(path.resolve())
+        else:
+            raise UserError(f"{path}: no such file or folder", "give a run folder or an audio file")
+    return run, audio
 
 
 def _check_display() -> None:
@@ -46,20 +90,32 @@ def run_app(args: Any) -> int:
     """Run the app until its window closes; returns the exit status. ``args`` carries ``data``,
     ``preset``, ``run``, ``autostart``, ``screenshot``, ``quit_after`` and ``set`` (a list of
     ``section.key=value`` overrides for a new run)."""
+    path_run, audio = sort_paths(list(getattr(args, "paths", None) or []))
+    if path_run is not None and getattr(args, "run", None):
+        raise UserError(f"both --run {args.run} and {path_run} given", "give the run folder once")
     _check_display()
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("")
     app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("VQ Studio")
+    app.setDesktopFileName(DESKTOP_FILE)
     _setup_logging()
     config = _config_from_args(args)  # a bad option fails here, before any window
 
+    from vqstudio.app.stop_signals import StopSignals
+    from vqstudio.config import DEFAULT_PRESET, load_preset
+    from vqstudio.train.runfolder import RunFolder
     from vqstudio.app.theme import apply_theme
     from vqstudio.app.window import MainWindow
 
     apply_theme(app)
+    _set_icon(app)
     settings = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
     window = MainWindow(settings, make_player())
-    run = getattr(args, "run", None)
+    run = str(path_run) if path_run is not None else getattr(args, "run", None)
     if run and RunFolder(run).exists():
         if config is not None and (args.preset or args.data or getattr(args, "set", None)):
             print(f"Resuming {run}: its config.toml wins over --preset/--set/--data.", file=sys.stderr)
@@ -71,6 +127,8 @@ def run_app(args: Any) -> int:
     else:
         window.set_new_run(load_preset(DEFAULT_PRESET))
     window.show()
+    if audio:
+        window.set_audition_clip(audio[0], also=audio[1:])
 
     outcome = {"status": 0}
     if getattr(args, "autostart", False):
@@ -88,23 +146,39 @@ def run_app(args: Any) -> int:
     elif screenshot:
         QTimer.singleShot(2000, lambda: save_screenshot(window, Path(screenshot)))
 
-    # Ctrl+C in the terminal closes the window like the close button (checkpoint included).
-    previous = signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
-    tick = QTimer()
-    tick.timeout.connect(lambda: None)  # lets Python run its signal handlers
-    tick.start(200)
+    # Ctrl+C, kill, a closed terminal: close like the close button (checkpoint included).
+    signals = StopSignals()
+    signals.stop_requested.connect(lambda name: window.close())
+    signals.checkpoint_requested.connect(window.save_checkpoint_on_signal)
+    signals.install()
+    log.info("window open; stop signals handled (TERM, INT, HUP close it, USR1 saves a checkpoint)")
     try:
         status = app.exec()
     finally:
-        signal.signal(signal.SIGINT, previous)
-        tick.stop()
+        signals.uninstall()
         if window.worker.is_running:  # the loop ended some other way: still end training
             window.worker.stop(save=True)
+    if signals.stop_signal is not None:
+        print(f"vqstudio app: {signals.stop_signal}: {window.stopped_where()}", flush=True)
+        return 0
     return outcome["status"] or int(status)
+
+
+def _set_icon(app) -> None:
+    from PySide6.QtGui import QIcon
+
+    from vqstudio.resources import icon_path
+
+    try:
+        app.setWindowIcon(QIcon(str(icon_path())))
+    except UserError as exc:  # a damaged install: the window still opens, without its icon
+        log.warning("%s", exc)
 
 
 def _config_from_args(args: Any):
     """The configuration for a new run from --preset/--data/--set, or None if none was given."""
+    from vqstudio.config import DEFAULT_PRESET, load_preset
+
     preset = getattr(args, "preset", None)
     data = getattr(args, "data", None)
     overrides = list(getattr(args, "set", None) or [])
@@ -134,6 +208,8 @@ def make_player():
 
 def save_screenshot(window, path: Path) -> bool:
     """Draw every panel once more and save a PNG of the whole window; False on failure."""
+    from PySide6.QtWidgets import QApplication
+
     app = QApplication.instance()
     app.processEvents()
     window.redraw()
@@ -149,6 +225,8 @@ def save_screenshot(window, path: Path) -> bool:
 def _setup_logging() -> None:
     """Warnings to stderr; everything from INFO up (tracebacks included) to a log file in the
     per-user data folder."""
+    from PySide6.QtCore import QStandardPaths
+
     root = logging.getLogger("vqstudio")
     if root.handlers:
         return

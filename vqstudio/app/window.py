@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self._config: Config | None = None
         self._run_dir: Path | None = None
         self._resume = False
+        self._trained = False  # whether a run was started (or resumed) in this window
         self._notices = NoticeCounter(NOTICE_REPEAT_S)
         self._shown_version = -1
         self._panel_failures: set[str] = set()
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         except RuntimeError as exc:
             self.show_notice(str(exc))
             return
+        self._trained = True
         self.recent.remember(self._run_dir)
         self._set_title()
         self.statusBar().showMessage(f"Training into {pretty_path(self._run_dir)}")
@@ -240,6 +242,24 @@ class MainWindow(QMainWindow):
             return
         self.worker.command("save_checkpoint")
         self.statusBar().showMessage("Checkpoint requested (saved between two steps)", 5000)
+
+    def save_checkpoint_on_signal(self) -> None:
+        """SIGUSR1: a checkpoint now if training, and go on."""
+        if self.worker.is_running:
+            self.save_checkpoint()
+            log.warning("SIGUSR1: saving a checkpoint at the end of the step")
+        else:
+            log.warning("SIGUSR1: nothing is training, so there is no checkpoint to save")
+
+    def stopped_where(self) -> str:
+        """After closing: where training stopped and its last checkpoint (one line)."""
+        if self._run_dir is None or not self._trained:
+            return "nothing was training; closed"
+        saved = [e for e in RunFolder(self._run_dir).read_events() if e.get("kind") == "checkpoint"]
+        if not saved:
+            return f"stopped at step {self.store.current_step}, but no checkpoint was saved in {self._run_dir}"
+        last = saved[-1]
+        return f"stopped at step {last['step']}; checkpoint saved in {self._run_dir / 'checkpoints' / last['file']}"
 
     def new_run_dialog(self) -> None:
         from vqstudio.app.dialogs import NewRunDialog
@@ -362,8 +382,9 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
         self.set_audition_clip(path)
 
-    def set_audition_clip(self, path: str | Path) -> None:
-        """Use an audio file as the audition clip (what a drop on the window does)."""
+    def set_audition_clip(self, path: str | Path, also: list[Path] | tuple = ()) -> None:
+        """Use an audio file as the audition clip (what a drop on the window does); list the
+        files ``also`` in the clip chooser too."""
         panel = self.panels.get("audition")
         setter = getattr(panel, "set_clip_from_file", None)
         if setter is None:
@@ -373,6 +394,8 @@ class MainWindow(QMainWindow):
             setter(str(path))
         except UserError as exc:
             self.show_notice(str(exc))
+        if also:
+            panel.add_files([str(p) for p in also])
 
     # -- closing --------------------------------------------------------------------------------
 

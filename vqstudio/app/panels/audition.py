@@ -246,6 +246,11 @@ class AuditionPanel(QWidget):
         self._show_status()
         return True
 
+    def add_files(self, paths: list[str]) -> None:
+        """List audio files in the clip chooser (e.g. the rest of those given on the command
+        line)."""
+        self.clip_box.add_files(paths)
+
     def _set_clip(self, clip: Clip, keep_place: bool) -> None:
         """Make ``clip`` the one heard; a new file starts from the top without a loop, a new probe
         segment keeps the playhead and the loop (clamped by the player)."""
