@@ -263,3 +263,18 @@ def test_the_icon_pngs_are_rendered_from_the_svg(qapp, tmp_path):
         shipped = pixels(icon_path(size))
         assert shipped.shape == (size, size, 4)
         assert np.abs(shipped.astype(int) - pixels(path)).mean() < 0.5, f"{icon_path(size)} is stale"
+
+
+@pytest.mark.parametrize("path", ["/opt/vq studio/bin/python", '/tmp/a"b$c`d\\e/python',
+                                  "/home/zoë/100% sure/python", "/usr/bin/python3"])
+def test_exec_arguments_survive_desktop_quoting(path):
+    """Undo the string escape, then let sh read the argument: inside double quotes a POSIX shell
+    honours exactly the backslash escapes the Desktop Entry Specification gives Exec."""
+    from vqstudio.desktop import exec_argument
+
+    text = exec_argument(path)
+    assert ("\\" not in path and " " not in path) or text.startswith('"')
+    unescaped = text.replace("\\\\", "\\").replace("%%", "%")
+    result = subprocess.run(["sh", "-c", f"printf '%s' {unescaped}"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout == path, result.stderr
