@@ -25,21 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from vqstudio.app import theme
 from vqstudio.app.notices import notice_label, show_notice
 from vqstudio.app.panels.audition_clip import Clip, list_audio, read_clip
 from vqstudio.app.panels.audition_readouts import levels_text, status_text
-from vqstudio.app.panels.audition_transport import BACK, PLAY, SOURCE_COLORS, Transport, loop_region, transport_key
+from vqstudio.app.panels.audition_transport import BACK, PLAY, SOURCE_COLORS, Transport, transport_key
 from vqstudio.app.panels.clip_chooser import OPEN_FILE, PROBE, ClipChooser, ask_for_audio_file
+from vqstudio.app.panels.levels_box import LevelsBox
 from vqstudio.app.panels.reconstruction_requests import ReconstructionRequests
 from vqstudio.app.panels.waveform import WaveformView
 from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL, fit_length
 from vqstudio.audio.io import resample
-from vqstudio.config import DEMO_DIR
 from vqstudio.errors import UserError
+from vqstudio.resources import demo_dir
 
 # A file is reconstructed again as training moves on, but not more often than this: a 20 s clip
 # through a large model costs the training thread real time.
@@ -65,13 +66,11 @@ class AuditionPanel(QWidget):
         super().__init__(parent)
         self.store, self.worker, self.player = store, worker, player
         self.clip: Clip | None = None
-        self._levels: int | None = None  # None: all levels
         self.requests = ReconstructionRequests(worker)
         self._seen_version = -1
         self._seen_info: dict | None = None
         self._seen_probe: dict | None = None
         self._model_rate = 0
-        self._max_levels = 0
         self._probe_playhead = -1.0  # what playhead_changed said last
 
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -86,10 +85,8 @@ class AuditionPanel(QWidget):
         self.clip_box = ClipChooser()
         self.clip_box.activated.connect(self._on_clip_chosen)
 
-        self.levels_box = QSpinBox()
-        self.levels_box.setKeyboardTracking(False)
-        self.levels_box.setToolTip("Decode with only the first k quantizer levels")
-        self.levels_box.valueChanged.connect(self._on_levels)
+        self.levels_box = LevelsBox()
+        self.levels_box.levels_chosen.connect(self._on_levels)
         # Enter hands the keys back to the transport; leaving the box for elsewhere does not.
         self.levels_box.editingFinished.connect(
             lambda: self.setFocus() if self.levels_box.hasFocus() else None
@@ -103,18 +100,14 @@ class AuditionPanel(QWidget):
         top.addWidget(self.levels_box)
 
         self.waveform = WaveformView()
-        self.waveform.seek_requested.connect(self._on_seek)
-        self.waveform.loop_changed.connect(self._on_loop_moved)
-
-        self.transport = Transport(self.player)
+        self.transport = Transport(self.player, self.waveform)
+        self.transport.loop_changed.connect(self._on_loop_moved)
         self.play_button = self.transport.play_button
         self.source_buttons = self.transport.source_buttons
         self.loop_box, self.match_box = self.transport.loop_box, self.transport.match_box
         self.play_button.clicked.connect(self.toggle_playback)
         for name, button in self.source_buttons.items():
             button.clicked.connect(lambda _=False, n=name: self.select_source(n))
-        self.loop_box.toggled.connect(self._on_loop_toggled)
-        self.match_box.toggled.connect(self._on_match_toggled)
         self.transport.selection_changed.connect(lambda _name: self._redraw())
         self.transport.gains_changed.connect(self._update_levels_label)
 
@@ -174,22 +167,23 @@ class AuditionPanel(QWidget):
         self._seen_info = info
         self._model_rate = int(info.get("sample_rate") or 0)
         levels = int(info.get("rvq_levels") or 0)
-        if levels != self._max_levels:
-            self._max_levels = levels
-            with QSignalBlocker(self.levels_box):
-                self.levels_box.setRange(1, max(levels, 1))
-                self.levels_box.setSuffix(f" of {levels}" if levels else "")
-                self.levels_box.setValue(levels or 1)
-            self._levels = None
+        self.levels_box.set_count(levels)
         self.levels_box.setEnabled(levels > 1 and self.worker is not None)
         self.clip_box.name_probe(info.get("probe_file"))
         if info:
             files = info.get("corpus_files")
-            self.clip_box.add_files(files if files is not None else list_audio(self._data_folder()))
+            folder = self._data_folder()
+            self.clip_box.add_files(files if files is not None else list_audio(folder) if folder else [])
 
-    def _data_folder(self) -> Path:
+    def _data_folder(self) -> Path | None:
+        """The run's audio folder (the demo corpus by default); None if that is missing."""
         info = self._seen_info or {}
-        return Path(info["data"]) if info.get("data") else DEMO_DIR
+        if info.get("data"):
+            return Path(info["data"])
+        try:
+            return demo_dir()
+        except UserError:  # a damaged install: no demo files to list, the rest works
+            return None
 
     def _sync_probe(self) -> None:
         probe = getattr(self.store, "probe", None) or None
@@ -213,7 +207,7 @@ class AuditionPanel(QWidget):
         rate = int(probe.get("sample_rate") or self._model_rate)
         original = np.asarray(probe["original"], dtype=np.float32).reshape(-1)
         reconstruction = probe.get("reconstruction")
-        full = self._levels is None
+        full = self.levels_box.levels is None
         same = (
             self.clip is not None
             and self.clip.is_probe
@@ -285,7 +279,7 @@ class AuditionPanel(QWidget):
                 self._redraw()
                 self._show_status()
         elif choice == OPEN_FILE:
-            path = ask_for_audio_file(self, self._data_folder())
+            path = ask_for_audio_file(self, self._data_folder() or Path.home())
             if path:
                 self.set_clip_from_file(path)
             else:
@@ -301,7 +295,7 @@ class AuditionPanel(QWidget):
         if self.clip is None:
             return
         try:
-            self.requests.ask(self.clip, self._model_rate, self._levels)
+            self.requests.ask(self.clip, self._model_rate, self.levels_box.levels)
         except UserError as error:
             show_notice(self.notice, str(error), "error")
             return
@@ -320,7 +314,7 @@ class AuditionPanel(QWidget):
         rate = int(result.get("sample_rate") or self._model_rate or clip.rate)
         about = f"step {result.get('step', '?')}"
         if levels is not None:
-            about += f", {levels} of {self._max_levels} levels"
+            about += f", {levels} of {self.levels_box.count} levels"
         audio = np.asarray(result["audio"], dtype=np.float32).reshape(-1)
         self._take_reconstruction(clip, audio, rate, about)
         self._show_status()
@@ -335,19 +329,18 @@ class AuditionPanel(QWidget):
         clip.about = about
         self._redraw()
 
-    def _on_levels(self, value: int) -> None:
-        self._levels = None if value >= self._max_levels else int(value)
+    def _on_levels(self, levels: int | None) -> None:
         self.requests.forget()  # an answer still on its way is for the old levels
         if self.clip is None:
             return
-        if self.clip.is_probe and self._levels is None and self._seen_probe:
+        if self.clip.is_probe and levels is None and self._seen_probe:
             self._use_probe(self._seen_probe)
         else:
             self._request_reconstruction()
 
     def set_levels(self, levels: int | None) -> None:
         """Decode with the first ``levels`` quantizer levels (None: all of them)."""
-        self.levels_box.setValue(self._max_levels if levels is None else int(levels))
+        self.levels_box.set_levels(levels)
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -371,44 +364,15 @@ class AuditionPanel(QWidget):
 
     def set_loop(self, start_s: float, end_s: float) -> None:
         """Loop ``[start_s, end_s)`` of the clip (from the spectrogram's selection, or code)."""
-        start, end = sorted((float(start_s), float(end_s)))
-        self.waveform.region.setVisible(True)
-        with QSignalBlocker(self.loop_box):
-            self.loop_box.setChecked(True)
-        self.waveform.region.setRegion((start, end))  # its change signal reaches the player
+        self.transport.set_loop(start_s, end_s)
 
     def clear_loop(self) -> None:
         """Stop looping."""
         self.loop_box.setChecked(False)
 
-    def _on_loop_toggled(self, on: bool) -> None:
-        region = self.waveform.region
-        region.setVisible(on)
-        if not on:
-            if self.transport.ok:
-                self.player.clear_loop()
-            return
-        duration = self.waveform.duration
-        if not duration:
-            return
-        start, end = loop_region(region.getRegion(), self.transport.playhead, duration)
-        region.setRegion((start, end))
-        self._on_loop_moved(start, end)
-
     def _on_loop_moved(self, start: float, end: float) -> None:
-        if self.loop_box.isChecked():
-            if self.transport.ok:
-                self.player.set_loop(start, end)
-            if self.clip is not None and self.clip.is_probe:
-                self.loop_changed.emit(start, end)
-
-    def _on_seek(self, seconds: float) -> None:
-        if self.transport.ok:
-            self.player.seek(seconds)
-
-    def _on_match_toggled(self, on: bool) -> None:
-        if self.transport.ok:
-            self.player.loudness_match = on
+        if self.clip is not None and self.clip.is_probe:
+            self.loop_changed.emit(start, end)
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -454,6 +418,6 @@ class AuditionPanel(QWidget):
         pending = self.requests.pending
         self.status.setText(status_text(
             self.clip, waiting=pending is not None, waiting_levels=pending and pending.levels,
-            max_levels=self._max_levels, has_worker=self.worker is not None,
+            max_levels=self.levels_box.count, has_worker=self.worker is not None,
             training=getattr(self.worker, "is_running", True),
         ))

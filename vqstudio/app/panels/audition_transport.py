@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QPushButton, QSizePolicy, QWidget
 
@@ -76,15 +76,17 @@ def _button(text: str, tip: str, colour: str = theme.ACCENT) -> QPushButton:
 
 class Transport(QWidget):
     """The row of controls and the player behind them (``player`` None or unavailable: the
-    controls are disabled). The panel connects the clicks; :meth:`follow` (the redraw timer)
-    shows what the player is doing."""
+    controls are disabled); ``waveform`` (a WaveformView) seeks and holds the loop region. The
+    panel connects the play and source clicks; :meth:`follow` (the redraw timer) shows what the
+    player is doing."""
 
     selection_changed = Signal(str)  # the source now heard
     gains_changed = Signal()  # the loudness-matching gains shown changed
+    loop_changed = Signal(float, float)  # the loop played now, in seconds
 
-    def __init__(self, player: Any | None, parent: QWidget | None = None):
+    def __init__(self, player: Any | None, waveform: Any, parent: QWidget | None = None):
         super().__init__(parent)
-        self.player = player
+        self.player, self.waveform = player, waveform
         self.ok: bool | None = None  # whether the player can play (None: not checked yet)
         self.selected = ORIGINAL
         self.previous: str | None = None
@@ -109,6 +111,10 @@ class Transport(QWidget):
         self.match_box.setToolTip("Play every source at the original's RMS (boosts up to +12 dB)")
         for box in (self.loop_box, self.match_box):
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.loop_box.toggled.connect(self._loop_toggled)
+        self.match_box.toggled.connect(self._match_toggled)
+        waveform.seek_requested.connect(self._seek)
+        waveform.loop_changed.connect(self._loop_moved)
 
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -173,3 +179,39 @@ class Transport(QWidget):
         self.selected = name
         self.source_buttons[name].setChecked(True)
         self.selection_changed.emit(name)
+
+    def set_loop(self, start_s: float, end_s: float) -> None:
+        """Loop ``[start_s, end_s)`` (either order) and tick Loop."""
+        start, end = sorted((float(start_s), float(end_s)))
+        self.waveform.region.setVisible(True)
+        with QSignalBlocker(self.loop_box):
+            self.loop_box.setChecked(True)
+        self.waveform.region.setRegion((start, end))  # its change signal reaches the player
+
+    def _loop_toggled(self, on: bool) -> None:
+        region = self.waveform.region
+        region.setVisible(on)
+        if not on:
+            if self.ok:
+                self.player.clear_loop()
+            return
+        duration = self.waveform.duration
+        if not duration:
+            return
+        start, end = loop_region(region.getRegion(), self.playhead, duration)
+        region.setRegion((start, end))
+        self._loop_moved(start, end)
+
+    def _loop_moved(self, start: float, end: float) -> None:
+        if self.loop_box.isChecked():
+            if self.ok:
+                self.player.set_loop(start, end)
+            self.loop_changed.emit(start, end)
+
+    def _seek(self, seconds: float) -> None:
+        if self.ok:
+            self.player.seek(seconds)
+
+    def _match_toggled(self, on: bool) -> None:
+        if self.ok:
+            self.player.loudness_match = on
