@@ -125,29 +125,98 @@ def test_refuses_a_crafted_checkpoint(trained, corpus, tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
-    run = tmp_path / "r"
-    proc = subprocess.Popen(
+def _train_in_background(corpus, run, *sets: str) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "vqstudio", "train", "--data", str(corpus), "--run", str(run),
-         "--steps", "100000", *tiny_sets()],
+         "--steps", "100000", *tiny_sets(), *sets],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _rows(run) -> int:
+    path = run / "metrics.csv"
+    return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
+
+
+def _events(run) -> list[dict]:
+    path = run / "events.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_exits_0(corpus, tmp_path, signum):
+    run = tmp_path / "r"
+    proc = _train_in_background(corpus, run)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # wait until it is really training
-            if (run / "metrics.csv").is_file() and len((run / "metrics.csv").read_text().splitlines()) > 3:
-                break
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        _wait_for(lambda: _rows(run) > 3, "training to start")
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert "checkpoint saved" in out
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
-    assert state["step"] >= 3
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"Stopped by {signal.Signals(signum).name} at step {state['step']};"), out
+    assert f"step-{state['step']:08d}.pt" in last
     assert pd.read_csv(run / "metrics.csv")["step"].max() == state["step"]
+    assert "nan" not in out  # the progress lines never show a loss before one is known
+
+
+def test_sigusr1_saves_a_checkpoint_and_training_goes_on(corpus, tmp_path):
+    run = tmp_path / "r"
+    proc = _train_in_background(corpus, run)
+    try:
+        _wait_for(lambda: _rows(run) > 2, "training to start")
+        proc.send_signal(signal.SIGUSR1)
+        _wait_for(lambda: any(e["kind"] == "checkpoint" and e.get("reason") == "SIGUSR1"
+                              for e in _events(run)), "the SIGUSR1 checkpoint")
+        saved = next(e for e in _events(run) if e.get("reason") == "SIGUSR1")
+        assert (run / "checkpoints" / saved["file"]).is_file()
+        _wait_for(lambda: _rows(run) > saved["step"] + 3, "training to go on")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+
+
+def test_kill_9_loses_at_most_one_autosave_interval(corpus, tmp_path):
+    """checkpoint_every is far away; the wall-clock autosave (0.6 s here) bounds what is lost."""
+    run, minutes = tmp_path / "r", 0.01
+    proc = _train_in_background(corpus, run, "--set", f"train.checkpoint_minutes={minutes}")
+    try:
+        _wait_for(lambda: sum(e.get("reason") == "autosave" for e in _events(run)) >= 3, "3 autosaves")
+    finally:
+        proc.kill()  # SIGKILL: nothing of ours runs
+        proc.wait()
+    saved = [e for e in _events(run) if e["kind"] == "checkpoint"]
+    assert all(e["reason"] == "autosave" for e in saved)
+    gaps = [b["time"] - a["time"] for a, b in zip(saved, saved[1:])]
+    assert all(gap < 60 * minutes + 1.0 for gap in gaps), gaps
+    reached = int(pd.read_csv(run / "metrics.csv")["step"].max())
+
+    result = run_cli("train", "--run", str(run), "--steps", str(reached + 1))
+    assert result.returncode == 0, result.stderr
+    resume = next(e for e in _events(run) if e["kind"] == "resume")
+    assert resume["file"] == saved[-1]["file"]
+    # What came after that checkpoint is kept aside, not deleted, and counted in the event.
+    aside = run / "rolled_back" / f"metrics-after-step-{saved[-1]['step']:08d}.csv"
+    lost = pd.read_csv(aside) if aside.is_file() else pd.DataFrame({"wall_time": []})
+    assert resume["lost_steps"] == reached - saved[-1]["step"] == len(lost)
+    if len(lost):
+        assert lost["wall_time"].max() - saved[-1]["time"] < 60 * minutes + 1.0
+    assert pd.read_csv(run / "metrics.csv")["step"].tolist() == list(range(1, reached + 2))
 
 
 def test_a_killed_run_leaves_a_loadable_checkpoint(corpus, tmp_path):
@@ -197,3 +266,53 @@ def test_app_without_a_display_says_how_to_run_it():
                             timeout=60, env=env)
     line = _one_line_error(result)
     assert "no display" in line and "xvfb-run" in line
+
+
+def _report(step: int, terms: dict | None = None):
+    from vqstudio.train.report import StepReport
+
+    return StepReport(step=step, wall_time=0.0, elapsed=0.0, terms=terms or {}, weights={}, lr=1e-3,
+                      grad_norm=float("nan"), steps_per_second=10.0, audio_seconds_per_second=5.0)
+
+
+def test_progress_is_tqdm_on_a_terminal_plain_lines_otherwise_and_never_shows_nan():
+    import io
+
+    from vqstudio.train.progress import Progress
+
+    plain = io.StringIO()
+    progress = Progress(0, 3, stream=plain)
+    progress.update(_report(1))  # no logged loss yet: none shown, not "nan"
+    assert plain.getvalue() == "step 1/3  5.0 audio-s/s\n"
+    progress.update(_report(2, {"total": 0.5}))  # within the plain interval: quiet
+    progress.update(_report(3, {"total": 0.25}))  # the last step always prints
+    progress.close()
+    assert plain.getvalue().splitlines()[-1] == "step 3/3  loss 0.2500  5.0 audio-s/s"
+
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
+    with os.fdopen(slave, "w") as terminal:
+        progress = Progress(0, 3, stream=terminal)
+        for step in (1, 2, 3):
+            progress.update(_report(step, {"total": 0.5} if step > 1 else None))
+        progress.close()
+        terminal.flush()
+    import select
+
+    chunks = []
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    shown = b"".join(chunks).decode()
+    assert "\r" in shown and "3/3" in shown and "loss=0.5000" in shown, shown
+    assert "nan" not in shown

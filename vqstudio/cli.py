@@ -10,9 +10,7 @@ import argparse
 import json
 import math
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 from vqstudio.errors import UserError
@@ -152,6 +150,7 @@ def _distributed():
 def cmd_train(args) -> int:
     from vqstudio.config import DEFAULT_PRESET, load_preset
     from vqstudio.train.runfolder import RunFolder
+    from vqstudio.train.stopping import StopSignals
     from vqstudio.train.trainer import Trainer
 
     run = RunFolder(args.run)
@@ -168,8 +167,23 @@ def cmd_train(args) -> int:
                                 "give a folder of audio files, a manifest or a prepared dataset")
             config = config.with_overrides({"data.path": str(Path(args.data).resolve())})
     rank, world, wrap, dist_device = _distributed()
-    trainer = Trainer(config, run.path, device=dist_device or args.device, rank=rank, world=world, wrap=wrap)
-    target = args.steps
+    # SIGTERM, SIGINT and SIGHUP finish the step and save; SIGUSR1 saves and goes on.
+    with StopSignals() as signals:
+        trainer = Trainer(config, run.path, device=dist_device or args.device, rank=rank, world=world,
+                          wrap=wrap)
+        try:
+            return _train(trainer, run, args.steps, signals, rank, world)
+        finally:
+            trainer.close()
+            if world > 1:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
+
+
+def _train(trainer, run, target: int | None, signals, rank: int, world: int) -> int:
+    from vqstudio.train.progress import Progress
+
     quiet = rank != 0
     if trainer.corpus_report and not quiet:
         for line in trainer.corpus_report.splitlines():
@@ -177,90 +191,35 @@ def cmd_train(args) -> int:
     if target is not None and trainer.step_count >= target:
         if not quiet:
             print(f"{run.path} is already at step {trainer.step_count} (asked for {target}); nothing to do.")
-        trainer.close()
         return 0
-
-    def on_sigint(signum, frame):
-        if trainer.mailbox.stopped:
-            raise KeyboardInterrupt
-        trainer.mailbox.stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    progress = Progress(trainer.step_count, target, enabled=not quiet)
     if not quiet:
-        print(f"Training {config.preset or 'custom'} on {trainer.device} from step {trainer.step_count}"
-              f"{f' to {target}' if target else ''}; run folder {run.path}")
+        print(f"Training {trainer.config.preset or 'custom'} on {trainer.device} from step "
+              f"{trainer.step_count}{f' to {target}' if target else ''}; run folder {run.path}", flush=True)
+    progress = Progress(trainer.step_count, target, enabled=not quiet)
     try:
         for report in trainer.steps(until=target):
             progress.update(report)
-        trainer.save_checkpoint()
+            signals.serve(trainer, world)
     finally:
-        signal.signal(signal.SIGINT, previous)
         progress.close()
-        trainer.close()
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-    if trainer.mailbox.stopped and not quiet:
-        print(f"Stopped at step {trainer.step_count}; checkpoint saved in {run.checkpoint_dir}.")
-    return 0
-
-
-class Progress:
-    """A one-line progress bar on a terminal, plain periodic lines otherwise."""
-
-    def __init__(self, start: int, target: int | None, enabled: bool = True):
-        self.start, self.target, self.enabled = start, target, enabled
-        self.tty = sys.stdout.isatty()
-        self.last_print = 0.0
-        self.speed = math.nan
-        self.last_terms: dict[str, float] = {}
-
-    def update(self, report) -> None:
-        if not self.enabled:
-            return
-        if report.terms:
-            self.last_terms = report.terms
-        alpha = 0.1
-        self.speed = report.audio_seconds_per_second if math.isnan(self.speed) else (
-            (1 - alpha) * self.speed + alpha * report.audio_seconds_per_second)
-        now = time.monotonic()
-        interval = 0.2 if self.tty else 10.0
-        last = self.target is not None and report.step >= self.target
-        if now - self.last_print < interval and not last:
-            return
-        self.last_print = now
-        total = self.last_terms.get("total", math.nan)
-        text = f"step {report.step}"
-        if self.target:
-            done = (report.step - self.start) / max(1, self.target - self.start)
-            bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
-            text = f"[{bar}] {report.step}/{self.target}"
-        text += f"  loss {total:.4f}  {self.speed:.1f} audio-s/s"
-        for event in report.events:
-            if event["kind"] in ("nonfinite_skip", "restored"):
-                print(f"\n{event['kind']} at step {event['step']}", flush=True)
-        if self.tty:
-            print("\r" + text, end="", flush=True)
+    path = trainer.save_checkpoint(reason="stop" if signals.stop_signal else "end")
+    if not quiet:
+        where = path if path is not None else run.checkpoint_dir
+        if signals.stop_signal:
+            print(f"Stopped by {signals.stop_signal} at step {trainer.step_count}; checkpoint saved: {where}")
         else:
-            print(text, flush=True)
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print()
+            print(f"Done at step {trainer.step_count}; checkpoint saved: {where}")
+    return 0
 
 
 # -- reconstruct and eval ---------------------------------------------------------------------
 
 
 def _load_model(run_dir: str, checkpoint: str | None, device: str):
-    import torch
-
     from vqstudio.model import Codec
     from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint
+    from vqstudio.train.device import pick_device
     from vqstudio.train.runfolder import RunFolder
-    from vqstudio.train.trainer import pick_device
 
     run = RunFolder(run_dir)
     config = run.load_config()
@@ -276,34 +235,22 @@ def _load_model(run_dir: str, checkpoint: str | None, device: str):
         raise UserError(f"{path} does not fit the model in {run.config_path}",
                         "use a checkpoint from this run folder") from None
     model.to(dev).eval()
-    torch.set_grad_enabled(False)
     return config, model, dev, int(state["step"])
-
-
-def _check_levels(levels: int | None, config) -> None:
-    if levels is not None and not 1 <= levels <= config.model.rvq_levels:
-        raise UserError(f"--levels {levels} is out of range",
-                        f"use 1..{config.model.rvq_levels} for this model")
-
-
-def _codec_roundtrip(model, wave, device, levels):
-    import torch
-
-    x = torch.from_numpy(wave).to(device).view(1, 1, -1)
-    return model(x, levels=levels).audio.float().view(-1).cpu().numpy()
 
 
 def cmd_reconstruct(args) -> int:
     from vqstudio.audio.io import read_audio, write_audio
 
+    from vqstudio.model.inference import check_levels, reconstruct
+
     config, model, device, step = _load_model(args.run, args.checkpoint, args.device)
-    _check_levels(args.levels, config)
+    check_levels(args.levels, config.model.rvq_levels, "--levels")
     out = Path(args.output)
     if out.suffix.lower() not in (".wav", ".flac"):
         raise UserError(f"{out}: unsupported output format '{out.suffix}'", "write a .wav or .flac file")
     sr = config.model.sample_rate
     wave = read_audio(args.input, sr)
-    recon = _codec_roundtrip(model, wave, device, args.levels)
+    recon = reconstruct(model, wave, args.levels, device=device)
     write_audio(out, recon, sr)
     levels = args.levels or config.model.rvq_levels
     print(f"Wrote {out} ({len(recon) / sr:.2f} s at {sr} Hz, step {step}, {levels} levels)")
@@ -317,8 +264,10 @@ def cmd_eval(args) -> int:
     from vqstudio.audio.corpus import scan_corpus
     from vqstudio.audio.io import read_audio
 
+    from vqstudio.model.inference import check_levels, reconstruct
+
     config, model, device, step = _load_model(args.run, args.checkpoint, args.device)
-    _check_levels(args.levels, config)
+    check_levels(args.levels, config.model.rvq_levels, "--levels")
     sr = config.model.sample_rate
     corpus = scan_corpus(args.data, sr)
     for name, reason in corpus.skipped:
@@ -326,11 +275,9 @@ def cmd_eval(args) -> int:
     rows, all_codes = [], []
     for info in corpus.files:
         wave = read_audio(info.path, sr, duration=args.max_seconds)
-        x = __import__("torch").from_numpy(wave).to(device).view(1, 1, -1)
-        out = model(x, levels=args.levels)
-        recon = out.audio.float().view(-1).cpu().numpy()
+        recon, codes = reconstruct(model, wave, args.levels, device=device, with_codes=True)
         rows.append(metrics.evaluate_pair(wave, recon, sr))
-        all_codes.append(out.codes[0].cpu().numpy())
+        all_codes.append(codes)
     summary = metrics.aggregate(rows)
     codes = np.concatenate(all_codes, axis=-1)
     summary["codebook_entropy"] = metrics.codebook_entropy(codes, config.model.codebook_size)

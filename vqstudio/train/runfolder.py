@@ -1,4 +1,5 @@
-"""The run folder: ``config.toml``, ``metrics.csv``, ``events.jsonl`` and ``checkpoints/``.
+"""The run folder: ``config.toml``, ``metrics.csv``, ``events.jsonl``, ``checkpoints/`` and, once
+a run has been resumed from an earlier point than it had reached, ``rolled_back/``.
 
 Everything is appended and flushed as it happens, so another process (the GUI following a CLI or
 ``torchrun`` job, pandas in a notebook) can read the run while it continues. A row is written
@@ -23,6 +24,7 @@ CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+ROLLED_BACK_DIR = "rolled_back"
 
 BASE_COLUMNS = ["step", "wall_time", "elapsed", "lr", "grad_norm", "total"]
 VALIDATION_COLUMN = "val/mel_distance"  # the validation mel distance, on validation steps
@@ -63,8 +65,40 @@ class RunFolder:
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINT_DIR
 
+    @property
+    def rolled_back_dir(self) -> Path:
+        return self.path / ROLLED_BACK_DIR
+
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    def set_aside_after(self, step: int) -> tuple[int, Path | None]:
+        """Move the metrics rows and events logged after ``step`` (the checkpoint a resume starts
+        from) out of ``metrics.csv`` and ``events.jsonl`` into ``rolled_back/``, so the run's own
+        files hold one history and nothing is deleted. Returns (steps lost, the folder written)
+        or (0, None) when nothing was after ``step``. The copies are written before the originals
+        are shortened, each atomically: a crash in between leaves a duplicate, never a loss."""
+        header, kept_rows, late_rows = _split_metrics(self.metrics_path, step)
+        kept_events, late_events, last_event_step = _split_events(self.events_path, step)
+        if not late_rows and not late_events:
+            return 0, None
+        last_row_step = max((_row_step(r) or 0 for r in late_rows), default=step)
+        lost = max(last_row_step, last_event_step) - step
+        stem = f"after-step-{step:08d}"
+        n = 1
+        while (self.rolled_back_dir / f"events-{stem}.jsonl").exists() or \
+                (self.rolled_back_dir / f"metrics-{stem}.csv").exists():
+            n += 1
+            stem = f"after-step-{step:08d}-{n}"
+        if late_rows:
+            atomic_write_text(self.rolled_back_dir / f"metrics-{stem}.csv", header + "".join(late_rows))
+        if late_events:
+            atomic_write_text(self.rolled_back_dir / f"events-{stem}.jsonl", "".join(late_events))
+        if late_rows:
+            atomic_write_text(self.metrics_path, header + "".join(kept_rows))
+        if late_events:
+            atomic_write_text(self.events_path, "".join(kept_events))
+        return lost, self.rolled_back_dir
 
     @classmethod
     def create(cls, path: str | Path, config: Config) -> "RunFolder":
@@ -126,41 +160,65 @@ def _to_float(value: str) -> float:
         return math.nan
 
 
+def _row_step(line: str) -> int | None:
+    try:
+        return int(float(line.split(",", 1)[0]))
+    except ValueError:
+        return None
+
+
+def _split_metrics(path: Path, step: int) -> tuple[str, list[str], list[str]]:
+    """(header, rows up to ``step``, rows after it) of ``metrics.csv``; a half-written last row
+    (a killed writer) goes with the later ones."""
+    if not path.is_file():
+        return "", [], []
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return "", [], []
+    kept, late = [], []
+    for line in lines[1:]:
+        row_step = _row_step(line)
+        complete = line.endswith("\n")
+        (kept if complete and row_step is not None and row_step <= step else late).append(
+            line if complete else line + "\n")
+    return lines[0], kept, late
+
+
+def _split_events(path: Path, step: int) -> tuple[list[str], list[str], int]:
+    """(event lines up to ``step``, lines after it, the last step among those) of ``events.jsonl``."""
+    if not path.is_file():
+        return [], [], step
+    kept, late, last = [], [], step
+    for line in path.read_text().splitlines(keepends=True):
+        try:
+            event_step = int(json.loads(line)["step"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            late.append(line if line.endswith("\n") else line + "\n")  # half written: set aside
+            continue
+        if event_step <= step:
+            kept.append(line)
+        else:
+            late.append(line)
+            last = max(last, event_step)
+    return kept, late, last
+
+
 class MetricsWriter:
-    """Appends one row per logged step to ``metrics.csv``; a resumed run keeps its header.
+    """Appends one row per logged step to ``metrics.csv``; a resumed run keeps its header (rows
+    after the checkpoint it resumes from are set aside first: :meth:`RunFolder.set_aside_after`)."""
 
-    Rows past ``resume_step`` (logged after the checkpoint being resumed) are dropped first, so
-    the file never holds two rows for one step.
-    """
-
-    def __init__(self, path: Path, columns: list[str], resume_step: int | None = None):
+    def __init__(self, path: Path, columns: list[str]):
         self.path = path
         if path.is_file() and path.stat().st_size > 0:
             with path.open(newline="") as handle:
                 header = next(csv.reader(handle), None)
             if header:
                 columns = header  # the file's columns win; new names are ignored
-            if resume_step is not None:
-                self._truncate_after(resume_step)
         else:
             with path.open("w", newline="") as handle:
                 handle.write(_csv_line(columns))
         self.columns = columns
         self._handle = path.open("a", newline="")
-
-    def _truncate_after(self, step: int) -> None:
-        lines = self.path.read_text().splitlines(keepends=True)
-        kept = [lines[0]]
-        for line in lines[1:]:
-            if not line.endswith("\n"):
-                continue
-            try:
-                row_step = int(float(line.split(",", 1)[0]))
-            except ValueError:
-                continue
-            if row_step <= step:
-                kept.append(line)
-        atomic_write_text(self.path, "".join(kept))
 
     def write(self, row: dict[str, float]) -> None:
         values = []

@@ -128,11 +128,13 @@ class Trainer:
                 self.load_state(load_checkpoint(resumed_from, map_location=self.device))
         if self.run is None or self.rank != 0:
             return
+        lost, aside = self.run.set_aside_after(self.step_count) if resuming else (0, None)
         columns = metric_columns(config, [*self.losses.logged_parts(), VALIDATION_COLUMN])
-        self.writer = MetricsWriter(self.run.metrics_path, columns, self.step_count if resuming else None)
+        self.writer = MetricsWriter(self.run.metrics_path, columns)
         self.events = EventLog(self.run.events_path)
         if resuming:
-            self.record_event("resume", file=resumed_from.name if resumed_from else None)
+            self.record_event("resume", file=resumed_from.name if resumed_from else None, lost_steps=lost,
+                              rolled_back=aside.name if aside is not None else None)
         else:
             self.record_event("start", preset=config.preset, device=str(self.device))
         for name, reason in self.data.skipped:
