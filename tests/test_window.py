@@ -273,3 +273,14 @@ def test_command_line_paths_are_a_run_folder_and_audio_files(qtbot, window, corp
     audition = window.panels["audition"]
     assert audition.clip.path == str(wavs[0])
     assert audition.clip_box.findData(str(wavs[1])) >= 0
+
+
+def test_the_spectrograms_and_the_audition_panel_share_the_loop_and_the_playhead(window):
+    spectrograms, audition = window.panels["spectrograms"], window.panels["audition"]
+    spectrograms.region_selected.emit(1.5, 0.5)  # a band dragged on the spectrograms' time axis
+    assert audition.loop_box.isChecked()
+    assert audition.waveform.region.getRegion() == pytest.approx((0.5, 1.5))
+    audition.playhead_changed.emit(1.25)  # the probe is playing
+    assert spectrograms.playheads[0].isVisible() and spectrograms.playheads[0].value() == 1.25
+    audition.loop_changed.emit(0.25, 0.75)  # the loop moved on the waveform
+    assert spectrograms.region() == pytest.approx((0.25, 0.75))
