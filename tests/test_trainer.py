@@ -6,6 +6,7 @@ import math
 import os
 import pickle
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -164,37 +165,144 @@ def test_reconstruct_leaves_training_untouched(corpus, tmp_path):
     trainer.close()
 
 
+def _wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
 def test_pause_stops_steps_and_still_serves_commands(corpus, tmp_path):
     import threading
-    import time
 
     trainer = Trainer(tiny_config(corpus), tmp_path / "run")
     seen: list[int] = []
+    idle = threading.Event()  # set each time the paused loop has served the mailbox
 
     def drive():
-        for report in trainer.steps(until=10_000):
+        for report in trainer.steps(until=10_000, idle=idle.set):
             seen.append(report.step)
 
     thread = threading.Thread(target=drive, name="trainer")
     thread.start()
     try:
-        while len(seen) < 2:
-            time.sleep(0.01)
+        _wait_until(lambda: len(seen) >= 2, "two steps")
         trainer.mailbox.pause()
-        time.sleep(0.3)
+        assert idle.wait(60), "the paused loop never served its mailbox"
         paused_at = trainer.step_count
+        assert seen[-1] == paused_at
+        wave = np.random.default_rng(0).normal(0, 0.1, 4800).astype(np.float32)
+        idle.clear()
         trainer.mailbox.set_weights({"commitment": 0.5})
-        time.sleep(0.5)
-        assert trainer.step_count == paused_at, "a step ran while paused"
-        assert trainer.weights["commitment"] == 0.5, "settings are applied while paused"
+        asked = trainer.mailbox.command("reconstruct", wave=wave, tag="while paused")
+        _wait_until(lambda: trainer.weights["commitment"] == 0.5 and idle.is_set(), "the change")
+        events, results = trainer.drain()
+        assert [r["id"] for r in results] == [asked] and results[0]["step"] == paused_at
+        assert [e["kind"] for e in events] == ["pause", "weights"]
+        assert trainer.step_count == paused_at and seen[-1] == paused_at, "a step ran while paused"
         trainer.mailbox.resume()
-        deadline = time.monotonic() + 30
-        while trainer.step_count <= paused_at and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert trainer.step_count > paused_at
+        _wait_until(lambda: trainer.step_count > paused_at + 1, "steps after the resume")
     finally:
         trainer.mailbox.stop()
         thread.join(30)
     trainer.close()
     kinds = [e["kind"] for e in RunFolder(tmp_path / "run").read_events()]
     assert "pause" in kinds and "resume" in kinds and "weights" in kinds
+
+
+def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """Every tensor a step could change: model (with buffers), discriminators, both optimizers."""
+    flat: dict[str, torch.Tensor] = {}
+
+    def walk(prefix, value):
+        if torch.is_tensor(value):
+            flat[prefix] = value.detach().clone()
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}/{k}", v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}/{i}", v)
+        elif isinstance(value, (int, float)):
+            flat[prefix] = torch.tensor(float(value))
+
+    walk("model", trainer.model.state_dict())
+    walk("batch_usage", [b for n, b in trainer.model.named_buffers() if n.endswith("batch_usage")])
+    walk("optimizer", trainer.optimizer.state_dict()["state"])
+    walk("discriminators", trainer.losses.discriminator_state_dict())
+    walk("disc_optimizer", trainer.disc_optimizer.state_dict()["state"])
+    return flat
+
+
+def _assert_same(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> None:
+    assert before.keys() == after.keys()
+    changed = [k for k in before if not torch.equal(before[k].nan_to_num(7.0), after[k].nan_to_num(7.0))]
+    assert not changed, f"a skipped step changed {changed[:5]}"
+
+
+@pytest.mark.parametrize("broken", ["codec", "discriminator"])
+def test_a_nonfinite_step_changes_nothing_with_adversarial_training(corpus, broken):
+    """A NaN in the codec makes the generator's total non-finite; a NaN in a discriminator with
+    the adversarial weights at 0 leaves that total finite and only d_loss non-finite."""
+    sets = ["loss.adversarial=true", "loss.discriminator_periods=[2]", "loss.discriminator_fft_sizes=[256]",
+            "train.max_nonfinite=100"]
+    if broken == "discriminator":
+        sets += ["loss.weights.adversarial=0", "loss.weights.feature_matching=0"]
+    trainer = Trainer(tiny_config(corpus, sets), None)
+    for _ in trainer.steps(until=2):
+        pass
+    part = trainer.model if broken == "codec" else trainer.losses.discriminators
+    with torch.no_grad():
+        next(part.parameters()).view(-1)[0] = math.nan
+    before = _state(trainer)
+    report = trainer.step()
+    assert report.skipped and report.step == 2 and trainer.step_count == 2
+    assert [e["kind"] for e in report.events] == ["nonfinite_skip"]
+    _assert_same(before, _state(trainer))
+    trainer.close()
+
+
+def test_zero_weight_costly_terms_stay_out_of_the_backward_pass(corpus):
+    trainer = Trainer(tiny_config(corpus, ["loss.weights.mrstft=0", "train.log_every=2"]), None)
+    calls = {"forward": 0, "backward": 0}
+
+    def count_backward(grad):
+        calls["backward"] += 1
+
+    def seen(module, inputs, outputs):  # outputs: (spectral convergence, log magnitude)
+        calls["forward"] += 1
+        if outputs[0].requires_grad:
+            outputs[0].register_hook(count_backward)
+
+    trainer.losses.mrstft.register_forward_hook(seen)
+    first, second = trainer.step(), trainer.step()
+    # Not computed on a step that logs nothing; computed for the record (no graph) on a logging step.
+    assert not first.terms and math.isfinite(second.terms["mrstft"]) and second.terms["mrstft"] > 0
+    assert calls == {"forward": 1, "backward": 0}
+    trainer.mailbox.set_weights({"mrstft": 1.0})
+    trainer.step()
+    assert calls == {"forward": 2, "backward": 1}
+    trainer.close()
+
+
+def test_a_resume_sets_later_history_aside_and_says_how_much(corpus, tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(corpus, ["train.checkpoint_every=4"]), run)
+    for _ in trainer.steps(until=7):
+        pass
+    trainer.record_event("note")  # an event at step 7, after the last checkpoint (step 4)
+    trainer.close()
+    resumed = Trainer(tiny_config(corpus), run)
+    assert resumed.step_count == 4
+    events, _ = resumed.drain()
+    resumed.close()
+    resume = next(e for e in events if e["kind"] == "resume")
+    assert resume["lost_steps"] == 3 and resume["rolled_back"] == "rolled_back"
+    assert pd.read_csv(run / "metrics.csv")["step"].tolist() == [1, 2, 3, 4]
+    aside = pd.read_csv(run / "rolled_back" / "metrics-after-step-00000004.csv")
+    assert aside["step"].tolist() == [5, 6, 7]
+    late = (run / "rolled_back" / "events-after-step-00000004.jsonl").read_text()
+    assert '"note"' in late
+    assert all(e["step"] <= 4 for e in RunFolder(run).read_events() if e["kind"] != "resume")
