@@ -92,8 +92,11 @@ def test_a_file_that_turns_unreadable_is_checked_again(folder):
         locked.chmod(0o644)
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"format": "someone-else", "files": {}}',
-                                     b'{"format": "vqstudio-corpus-index", "version": 999}'])
+@pytest.mark.parametrize("content", [
+    b"{not json", b'{"format": "someone-else", "files": {}}',
+    b'{"format": "vqstudio-corpus-index", "version": 999}',
+    b'{"format": "vqstudio-corpus-index", "version": 1, "source": "/elsewhere", "files": {}}',
+])
 def test_a_corrupt_or_foreign_index_is_ignored_with_a_note(folder, content):
     first = scan_corpus(folder, RATE)
     index_of(folder).location.write_bytes(content)
@@ -107,9 +110,11 @@ def test_an_index_whose_entries_lie_is_not_trusted_past_size_and_time(folder):
     scan_corpus(folder, RATE)
     index = index_of(folder)
     data = json.loads(index.location.read_bytes())
-    target = next(p for p in data["files"] if p.endswith("f0.wav"))
-    data["files"][target][0][1] += 1  # a different modification time: must be checked again
-    data["files"][target][2] = 123  # and its (wrong) frame count must not be used
+    columns = data["files"]
+    row = next(i for i, p in enumerate(columns["path"]) if p.endswith("f0.wav"))
+    target = columns["path"][row]
+    columns["mtime_ns"][row] += 1  # a different modification time: must be checked again
+    columns["frames"][row] = 123  # and its (wrong) frame count must not be used
     index.location.write_text(json.dumps(data))
     corpus = scan_corpus(folder, RATE)
     assert next(f for f in corpus.files if f.path == target).frames == int(0.3 * RATE)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vqstudio.audio.corpus_index import CorpusIndex, shown
+from vqstudio.audio.corpus_index import CorpusIndex, paused_gc, shown
 from vqstudio.audio.io import READ_SUFFIXES, AudioInfo, check_audio
 from vqstudio.audio.sampler import DEFAULT_CACHE_BYTES, SEED_MASK, SegmentSampler
 from vqstudio.errors import AudioFileError, ConfigError, NoAudioError
@@ -179,7 +179,8 @@ def _audio_paths(folder: Path) -> list[str]:
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in READ_SUFFIXES:
+            # no dot: name[-1:], never a suffix
+            if not name.startswith(".") and name[name.rfind(".") :].lower() in READ_SUFFIXES:
                 found.append(os.path.join(root, name))
     cut = len(top.rstrip(os.sep)) + 1
     return sorted(found, key=lambda p: p[cut:].replace(os.sep, "/"))
@@ -237,9 +238,13 @@ def scan_corpus(
 
     Raises NoAudioError when the source is missing or nothing usable is left.
     """
+    with paused_gc():
+        return _scan(Path(folder).expanduser(), sample_rate, progress)
+
+
+def _scan(folder: Path, sample_rate: int, progress: Callable[[int, int], None] | None) -> Corpus:
     from vqstudio.audio import manifest, prepared
 
-    folder = Path(folder).expanduser()
     kinds = " ".join(READ_SUFFIXES)
     if not folder.exists():
         raise NoAudioError(
