@@ -111,8 +111,8 @@ class CodebookPanel(QWidget):
         self.entropy_plot = self.history_view.addPlot(row=0, col=0)
         self.dead_plot = self.history_view.addPlot(row=1, col=0)
         for plot, label, tip in (
-            (self.entropy_plot, "entropy / log K",
-             "each level's normalised code entropy: 1 = all codes used alike, 0 = one code"),
+            (self.entropy_plot, "entropy H",
+             "each level's code entropy over log K: 1 = all codes used alike, 0 = one code"),
             (self.dead_plot, "dead fraction", "each level's share of codes no longer used"),
         ):
             style_plot(plot)
