@@ -23,7 +23,7 @@ EVAL_SECONDS = 10.0
 def evaluate(trainer: Trainer) -> dict:
     sr = trainer.config.model.sample_rate
     rows = []
-    for info in trainer.val_corpus.files:
+    for info in trainer.data.validation.files:
         wave = read_audio(info.path, sr, duration=EVAL_SECONDS)
         rows.append(evaluate_pair(wave, trainer.reconstruct(wave), sr))
     return aggregate(rows)
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     run = args.run or tempfile.mkdtemp(prefix="vqstudio-curve-")
     trainer = Trainer(load_preset(args.preset, args.set), run)
-    files = ", ".join(info.path.rsplit("/", 1)[-1] for info in trainer.val_corpus.files)
+    files = ", ".join(info.path.rsplit("/", 1)[-1] for info in trainer.data.validation.files)
     print(f"{args.preset} on {trainer.device}, validation files: {files}; run folder {run}")
     header = f"{'when':<6}{'step':>7}{'SI-SDR':>9}{'mel':>9}{'MR-STFT':>9}{'floor dBFS':>11}  band error dB"
     print(header)

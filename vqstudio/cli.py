@@ -185,8 +185,8 @@ def _train(trainer, run, target: int | None, signals, rank: int, world: int) -> 
     from vqstudio.train.progress import Progress
 
     quiet = rank != 0
-    if trainer.corpus_report and not quiet:
-        for line in trainer.corpus_report.splitlines():
+    if trainer.data.report and not quiet:
+        for line in trainer.data.report.splitlines():
             print(line)
     if target is not None and trainer.step_count >= target:
         if not quiet:

@@ -47,6 +47,6 @@ def trainer_info(trainer) -> dict[str, Any]:
         "lr": trainer.base_lr,
         "balancer": trainer.balancer_mode,
         "quantizer_dropout": float(trainer.model.quantizer.dropout),
-        "corpus_report": trainer.corpus_report,
+        "corpus_report": trainer.data.report,
     })
     return info

@@ -31,6 +31,7 @@ from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint, save_c
 from vqstudio.train.commands import run_command
 from vqstudio.train.data import TrainingData
 from vqstudio.train.device import cap_cpu_threads, pick_device
+from vqstudio.train.evaluation import codebook_figures, validation_distance
 from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
 from vqstudio.train.report import StepReport, metrics_row
@@ -139,24 +140,6 @@ class Trainer:
             self.record_event("start", preset=config.preset, device=str(self.device))
         for name, reason in self.data.skipped:
             self.record_event("skipped_file", file=name, reason=reason)
-
-    # -- what the data part knows, under the names callers use ---------------------------------
-
-    @property
-    def corpus_report(self) -> str:
-        return self.data.report
-
-    @property
-    def train_corpus(self):
-        return self.data.train
-
-    @property
-    def val_corpus(self):
-        return self.data.validation
-
-    @property
-    def segment_samples(self) -> int:
-        return self.data.segment_samples
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -350,19 +333,16 @@ class Trainer:
             self.record_event("restored", file=restored, lr_scale=self.lr_scale)
 
     def _restore_last_good(self) -> str | None:
-        if self.run is not None:
-            ckpt = latest_checkpoint(self.run.checkpoint_dir)
-            if ckpt is not None:
-                scale = self.lr_scale
-                self.load_state(load_checkpoint(ckpt, map_location=self.device))
-                self.lr_scale = scale
-                return ckpt.name
-        if self._good_state is not None:
-            scale = self.lr_scale
-            self.load_state(self._good_state)
-            self.lr_scale = scale
-            return "memory"
-        return None
+        """The latest checkpoint (or the in-memory one without a run folder) back, keeping the
+        halved learning-rate scale; returns what was restored, or None."""
+        ckpt = latest_checkpoint(self.run.checkpoint_dir) if self.run is not None else None
+        state = load_checkpoint(ckpt, map_location=self.device) if ckpt is not None else self._good_state
+        if state is None:
+            return None
+        scale = self.lr_scale
+        self.load_state(state)
+        self.lr_scale = scale
+        return ckpt.name if ckpt is not None else "memory"
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -371,28 +351,13 @@ class Trainer:
         (see :func:`vqstudio.model.inference.reconstruct`)."""
         return reconstruct(self.model, wave, levels, device=self.device, amp=self.amp)
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Multi-scale log-mel distance on fixed held-back segments (lower is better)."""
-        from vqstudio.audio.metrics import mel_distance
-
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            x = self.data.validation_segments().to(self.device)
-            out = self.model(x)
-            ref = x.view(x.shape[0], -1).cpu().numpy()
-            est = out.audio.float().view(x.shape[0], -1).cpu().numpy()
-        finally:
-            self.model.train(was_training)
-        sr = self.config.model.sample_rate
-        value = float(np.mean([mel_distance(r, e, sr) for r, e in zip(ref, est)]))
-        return {"mel_distance": value}
+        return validation_distance(self.model, self.data.validation_segments(),
+                                   self.config.model.sample_rate, self.device)
 
     def codebook_stats(self) -> dict[str, np.ndarray]:
-        stats = self.model.quantizer.stats()
-        return {k: v.detach().float().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)
-                for k, v in stats.items()}
+        return codebook_figures(self.model.quantizer)
 
     def _is_best(self, validation: dict[str, float] | None) -> bool:
         if not validation:
