@@ -129,18 +129,31 @@ def bench_throughput(rounds: int, batches: int, worker_counts: list[int]) -> Non
                 print(f"start-up with {workers} worker(s) ({name}): "
                       f"{time.perf_counter() - start:.2f} s", flush=True)
     figures: dict[tuple[str, int], list[float]] = {key: [] for key in feeds}
+    per_cut_cpu: dict[tuple[str, int], list[float]] = {key: [] for key in feeds}
+    per_main_cpu: dict[tuple[str, int], list[float]] = {key: [] for key in feeds}
     step = 1000
     for _ in range(rounds):
         for key, feed in feeds.items():
             step += 10_000
             feed.batch(step)  # restart the stream here; untimed
+            cut_before, main_before = feed.cutting_seconds, time.process_time()
             start = time.perf_counter()
             for s in range(step + 1, step + 1 + batches):
                 feed.batch(s)
-            figures[key].append(batches * 16 / (time.perf_counter() - start))
-    for (name, workers), values in figures.items():
-        print(f"throughput {name:8s} workers={workers}: {statistics.median(values):8.0f} "
-              f"audio-s/s (median of {rounds}: {', '.join(f'{v:.0f}' for v in values)})")
+            seconds = batches * 16
+            figures[key].append(seconds / (time.perf_counter() - start))
+            per_cut_cpu[key].append(seconds / max(1e-9, feed.cutting_seconds - cut_before))
+            main = time.process_time() - main_before
+            per_main_cpu[key].append(seconds / main if main > 0 else float("inf"))
+    print("wall: audio-s/s delivered; cut/CPU-s: audio-s cut per CPU-second of the process that "
+          "cut it; main/CPU-s: audio-s per CPU-second the training process spent receiving it "
+          "(for workers > 0, the ceiling of N idle cores is about min(N x cut, main))")
+    for key, values in figures.items():
+        name, workers = key
+        print(f"throughput {name:8s} workers={workers}: wall {statistics.median(values):8.0f} "
+              f"audio-s/s (median of {rounds}: {', '.join(f'{v:.0f}' for v in values)}); "
+              f"cut {statistics.median(per_cut_cpu[key]):8.0f}/CPU-s; "
+              f"main {statistics.median(per_main_cpu[key]):8.0f}/CPU-s")
     for feed in feeds.values():
         feed.close()
 

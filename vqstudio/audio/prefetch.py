@@ -25,6 +25,7 @@ import copy
 import itertools
 import multiprocessing
 import os
+import time
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -68,7 +69,8 @@ def _worker_context():
 
 
 class _StepBatches(Dataset):
-    """Item ``s`` is ``(s, batch of step s, files found unreadable, user error or None)``."""
+    """Item ``s`` is ``(s, batch of step s, files found unreadable, user error or None, CPU
+    seconds the cutting took)``."""
 
     def __init__(self, sampler, batch_size: int, rank: int, world: int):
         self.sampler, self.batch_size, self.rank, self.world = sampler, batch_size, rank, world
@@ -77,11 +79,13 @@ class _StepBatches(Dataset):
         return 1 << 62
 
     def __getitem__(self, step: int):
+        cpu = time.process_time()
         try:
             batch = self.sampler.batch(step, self.batch_size, self.rank, self.world)
         except UserError as error:
-            return step, None, self.sampler.take_failures(), (type(error), error.problem, error.fix)
-        return step, batch, self.sampler.take_failures(), None
+            failed = (type(error), error.problem, error.fix)
+            return step, None, self.sampler.take_failures(), failed, time.process_time() - cpu
+        return step, batch, self.sampler.take_failures(), None, time.process_time() - cpu
 
 
 class _StepsFrom(Sampler):
@@ -106,6 +110,7 @@ class BatchFeed:
         self._failures: list[tuple[str, str]] = []
         self._loader = self._iterator = None
         self._next = None
+        self.cutting_seconds = 0.0  # CPU time spent cutting the batches delivered, all processes
         if self.workers:
             worker_sampler = copy.copy(sampler)
             worker_sampler.share_cache(self.workers)  # all workers together keep one budget
@@ -123,15 +128,16 @@ class BatchFeed:
     def batch(self, step: int) -> torch.Tensor:
         """``[B, 1, T]`` float32: exactly ``sampler.batch(step, B, rank, world)``."""
         if self._loader is None:
-            got, batch, failed, error = self._batches[step]
+            got, batch, failed, error, cpu = self._batches[step]
         else:
             if self._iterator is None or step != self._next:
                 self._steps.start = step
                 self._iterator = iter(self._loader)
-            got, batch, failed, error = next(self._iterator)
+            got, batch, failed, error, cpu = next(self._iterator)
             if got != step:
                 raise RuntimeError(f"the batch feed delivered step {got} for step {step}")
             self._next = step + 1
+        self.cutting_seconds += cpu
         for path, reason in failed:
             if path not in self._reported:
                 self._reported.add(path)
