@@ -109,6 +109,10 @@ def test_trainer_logs_a_file_that_vanished_and_goes_on(folder, tmp_path):
 def test_data_workers_follow_the_cores_and_are_validated(folder):
     assert resolve_workers(3) == 3 and resolve_workers(0) == 0
     assert resolve_workers(-1) == max(0, min(8, usable_cores() - 2))
+    assert resolve_workers(-1, decodes_on_use=False) == 0 and resolve_workers(2, False) == 2
+    corpus = scan_corpus(folder, RATE)
+    assert not SegmentSampler(corpus, RATE, 4000, 0).decodes_on_use  # fits the cache
+    assert SegmentSampler(corpus, RATE, 4000, 0, cache_bytes=RATE * 4).decodes_on_use
     for bad in ["-2", "1.5", "true"]:
         with pytest.raises(ConfigError, match="workers"):
             tiny_config(folder, [f"data.workers={bad}"])

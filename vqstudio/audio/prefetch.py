@@ -12,7 +12,9 @@ Workers are started with ``forkserver`` (``spawn`` where that is missing), never
 GUI and the trainer run threads, and forking a threaded process can deadlock the child. They run
 at a lower priority (nice 10) with one torch thread each, so on a small CPU they use what the
 trainer and the GUI leave. ``-1`` workers means one per core beyond two (kept for the trainer and
-the GUI): none on a 2-core machine, 8 at most.
+the GUI): none on a 2-core machine, 8 at most; and none when no segment needs decoding (a prepared
+dataset, or a corpus that fits the in-memory cache): cutting such a batch is a copy, ten to
+twenty times cheaper than passing it between processes (benchmarks/data_speed.py).
 
 Files that turn unreadable in a worker come back with the batch and are reported once each by
 :meth:`BatchFeed.take_failures`; a user error in a worker (nothing readable left) is raised here
@@ -43,10 +45,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_workers(requested: int) -> int:
-    """Worker processes for ``data.workers``: itself when >= 0; -1 follows the cores."""
+def resolve_workers(requested: int, decodes_on_use: bool = True) -> int:
+    """Worker processes for ``data.workers``: itself when >= 0; -1 follows the cores, and is 0
+    when cutting a batch needs no decoding (a prepared dataset, or a corpus held in memory):
+    then handing a batch over from another process costs more than cutting it here."""
     if requested >= 0:
         return int(requested)
+    if not decodes_on_use:
+        return 0
     return max(0, min(MAX_AUTO_WORKERS, usable_cores() - KEPT_CORES))
 
 
@@ -104,7 +110,7 @@ class BatchFeed:
     def __init__(self, sampler, batch_size: int, *, rank: int = 0, world: int = 1,
                  workers: int = -1):
         self.sampler = sampler
-        self.workers = resolve_workers(workers)
+        self.workers = resolve_workers(workers, getattr(sampler, "decodes_on_use", True))
         self._batches = _StepBatches(sampler, batch_size, rank, world)
         self._reported: set[str] = set()
         self._failures: list[tuple[str, str]] = []

@@ -101,6 +101,13 @@ class SegmentSampler:
         return state
 
     @property
+    def decodes_on_use(self) -> bool:
+        """Whether some segments are decoded and resampled when drawn (files that do not fit the
+        cache); False for a prepared dataset or a corpus that fits in memory, where cutting a
+        batch is a copy."""
+        return self.prepared is None and len(self._cacheable) < len(self.spans)
+
+    @property
     def cached_bytes(self) -> int:
         """Bytes of decoded audio held in memory now."""
         return sum(a.nbytes for a in self._cache.values())
