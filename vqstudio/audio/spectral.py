@@ -120,8 +120,11 @@ class StftParams:
         key = (self.window, self.win, str(device), dtype)
         w = _WINDOW_CACHE.get(key)
         if w is None:
-            w = torch.from_numpy(window_array(self.window, self.win)).to(dtype)
-            w = _WINDOW_CACHE[key] = w.to(device) if device is not None else w
+            # Never an inference tensor, even when first asked for under inference_mode (a
+            # reconstruction before the first training step): autograd could not save it later.
+            with torch.inference_mode(False):
+                w = torch.from_numpy(window_array(self.window, self.win)).to(dtype)
+                w = _WINDOW_CACHE[key] = w.to(device) if device is not None else w
         return w
 
     def num_frames(self, length: int) -> int:

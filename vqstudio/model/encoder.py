@@ -101,6 +101,18 @@ class Encoder(nn.Module):
         layers.append(conv1d(channels, config.latent_dim, 3, padding=1, weight_norm=wn))
         self.layers = nn.Sequential(*layers)
 
+    @property
+    def context(self) -> int:
+        """Samples of input either side of a frame's own ``hop`` samples that can reach it, rounded
+        up to whole frames: ``sum((kernel - 1) * dilation * input_stride)`` over the convolutions
+        (a bound: it counts each kernel's whole width on both sides)."""
+        total, stride = 0, 1
+        for layer in self.layers.modules():
+            if isinstance(layer, nn.Conv1d):
+                total += (layer.kernel_size[0] - 1) * layer.dilation[0] * stride
+                stride *= layer.stride[0]
+        return -(-total // self.hop) * self.hop
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         extra = -wave.shape[-1] % self.hop
         if extra:

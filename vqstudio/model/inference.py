@@ -3,14 +3,26 @@ the diagnosis call to run audio through a codec.
 
 ``reconstruct`` leaves the model as it found it (train/eval mode) and never touches autograd
 state, EMA buffers or random numbers, so it can be called between training steps.
+
+Long clips are encoded in chunks of ``CHUNK_SECONDS`` so memory stays bounded (the full-rate
+activations of a ten-minute clip would be gigabytes). Each chunk carries the encoder's receptive
+field (:attr:`~vqstudio.model.encoder.Encoder.context`) of real signal either side and keeps only
+its own frames, so the latent is the whole-clip latent: the same arithmetic, equal up to the last
+bit of float rounding where oneDNN picks another kernel for another length, and the same codes
+(tested). The decoder is never chunked: its self-attention is global over the clip, so no overlap
+would make a chunked decoding equal to the whole one; it runs at the frame rate, where a long clip
+costs little memory (attention on the CPU is computed blockwise).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vqstudio.errors import UserError
+
+CHUNK_SECONDS = 30.0  # clips up to this long are encoded whole
 
 
 def check_levels(levels: int | None, num_levels: int, what: str = "levels") -> int | None:
@@ -48,11 +60,39 @@ def reconstruct(
     try:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)
+            chunk = int(CHUNK_SECONDS * model.sample_rate) // model.hop
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(x.view(1, 1, -1), levels=levels)
-            audio = out.audio.float().view(-1).cpu().numpy()
+                audio, codes = _run(model, x.view(1, 1, -1), levels, chunk)
+            audio = audio.float().view(-1).cpu().numpy()
             if with_codes:
-                return audio, out.codes[0].cpu().numpy()
+                return audio, codes[0].cpu().numpy()
             return audio
     finally:
         model.train(was_training)
+
+
+def _run(model, wave: torch.Tensor, levels: int | None, chunk_frames: int):
+    """``[1, 1, T]`` -> (audio ``[1, 1, T]``, codes ``[1, L, N]``), the encoder in chunks."""
+    length = wave.shape[-1]
+    if -(-length // model.hop) <= chunk_frames:
+        out = model(wave, levels=levels)
+        return out.audio, out.codes
+    q = model.quantizer(encode_in_chunks(model.encoder, wave, chunk_frames), levels)
+    return model.decoder(q.quantized)[..., :length], q.codes
+
+
+def encode_in_chunks(encoder, wave: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+    """``encoder(wave)`` ``[B, D, N]`` computed ``chunk_frames`` frames at a time, each chunk with
+    ``encoder.context`` samples of the clip either side (fewer at the clip's ends, exactly as the
+    whole clip sees them)."""
+    hop, length = encoder.hop, wave.shape[-1]
+    frames = -(-length // hop)
+    wave = F.pad(wave, (0, frames * hop - length))  # what the encoder pads the whole clip with
+    context = encoder.context // hop
+    pieces = []
+    for start in range(0, frames, chunk_frames):
+        stop = min(frames, start + chunk_frames)
+        lo, hi = max(0, start - context), min(frames, stop + context)
+        latent = encoder(wave[..., lo * hop : hi * hop])
+        pieces.append(latent[..., start - lo : stop - lo])
+    return torch.cat(pieces, dim=-1)

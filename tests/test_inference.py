@@ -1,0 +1,124 @@
+"""Reconstructing a clip: long clips encoded in chunks give the whole clip's latent and codes,
+reconstruct leaves the model usable for training, and the CPU's autocast and compile paths run."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from vqstudio.config import ModelConfig
+from vqstudio.model import Codec
+from vqstudio.model import inference
+from vqstudio.model.inference import encode_in_chunks, reconstruct
+
+
+def small_config(**overrides) -> ModelConfig:
+    values = dict(sample_rate=8000, encoder_channels=4, encoder_ratios=[2, 3],
+                  encoder_dilations=[1, 3], hop=6, latent_dim=8, rvq_levels=3, codebook_size=16,
+                  codebook_dim=8, decoder_dim=16, decoder_conv_blocks=1, attention_blocks=1,
+                  attention_heads=2, n_fft=24, kmeans_init=False)
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+def tone(samples: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 8000
+    return (0.3 * torch.sin(2 * math.pi * 330 * t) + 0.05 * torch.randn(samples, generator=g)).view(1, 1, -1)
+
+
+def test_context_is_the_encoders_reach_and_chunks_with_it_give_the_whole_latent():
+    torch.manual_seed(0)
+    codec = Codec(small_config()).eval()
+    encoder = codec.encoder
+    # stem 6, then (6 + 18) per unit at stride 1 and 3 ... : the bound, in whole frames.
+    assert encoder.context % encoder.hop == 0 and encoder.context > 0
+    x = tone(6 * 97 + 5)  # not a whole number of frames
+    with torch.inference_mode():
+        whole = encoder(x)
+        for chunk in (1, 7, 40, 96, 97):
+            chunked = encode_in_chunks(encoder, x, chunk)
+            assert chunked.shape == whole.shape
+            torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+            q_whole, q_chunked = codec.quantizer(whole, None), codec.quantizer(chunked, None)
+            assert torch.equal(q_whole.codes, q_chunked.codes), chunk
+        # Too little context is not equal: the test can tell.
+        with_less = _with_context(encoder, encoder.context // 4)
+        assert not torch.allclose(encode_in_chunks(with_less, x, 7), whole, atol=1e-4)
+
+
+def _with_context(encoder, samples):
+    class Shallow(type(encoder)):
+        context = samples
+    shallow = Shallow.__new__(Shallow)
+    shallow.__dict__ = encoder.__dict__
+    return shallow
+
+
+def test_a_long_clip_is_reconstructed_in_chunks_like_a_short_one(monkeypatch):
+    torch.manual_seed(0)
+    codec = Codec(small_config()).eval()
+    wave = tone(6 * 300 + 1).view(-1).numpy()
+    whole, whole_codes = reconstruct(codec, wave, with_codes=True)
+    monkeypatch.setattr(inference, "CHUNK_SECONDS", 6 * 25 / 8000)  # 25 frames per chunk
+    chunked, chunked_codes = reconstruct(codec, wave, with_codes=True)
+    assert np.array_equal(whole_codes, chunked_codes)
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-5)
+    assert chunked.shape == wave.shape
+
+
+def test_reconstruct_first_then_train_leaves_no_inference_tensors_behind():
+    # The STFT window is cached on first use; made under inference_mode it could not be saved
+    # for backward, and the first training step after an early reconstruction failed.
+    torch.manual_seed(0)
+    codec = Codec(small_config(n_fft=36, hop=6, window="blackman")).train()
+    reconstruct(codec, tone(600).view(-1).numpy())
+    assert codec.training
+    out = codec(tone(600))
+    (out.audio - tone(600)).abs().mean().backward()
+    assert codec.decoder.head.proj.weight.grad is not None
+
+
+def test_bf16_autocast_reconstruction_on_the_cpu_is_close_to_float32():
+    torch.manual_seed(0)
+    codec = Codec(small_config()).eval()
+    wave = tone(6 * 80).view(-1).numpy()
+    exact = reconstruct(codec, wave)
+    bf16 = reconstruct(codec, wave, amp=True)
+    assert bf16.dtype == np.float32 and np.isfinite(bf16).all()
+    assert np.abs(bf16 - exact).max() < 0.1 * np.abs(exact).max() + 1e-3
+
+
+COMPILE_STEP = """
+import torch
+from vqstudio.model.decoder import AttentionBlock, ConvNeXtBlock
+torch.manual_seed(0)
+blocks = torch.nn.Sequential(ConvNeXtBlock(16, 0.5), _T := type("T", (torch.nn.Module,), {
+    "forward": lambda self, x: x.transpose(1, 2)})(), AttentionBlock(16, 2, 0.5))
+compiled = torch.compile(blocks, dynamic=False)
+x = torch.randn(2, 16, 12)
+exact = blocks(x)  # eager float32
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    out = compiled(x)
+error = (out.float() - exact).abs().max()
+assert out.shape == (2, 12, 16) and torch.isfinite(out).all()
+assert 0 < error < 0.05, error  # bf16 matmuls ran (not bit-equal to float32), and close
+out.float().square().mean().backward()
+assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in blocks.parameters())
+print("compiled bf16 step ok")
+"""
+
+
+def test_compiled_decoder_blocks_train_a_step_under_bf16_autocast_on_the_cpu():
+    # What the GPU check does with torch.compile, as far as a CPU can: the decoder's blocks
+    # (the part of the codec inductor generates code for; the ISTFT's complex ops stay eager)
+    # compiled, a bf16 autocast forward close to eager, a backward with finite gradients. In a
+    # subprocess: inductor leaves compile worker threads behind.
+    done = subprocess.run([sys.executable, "-c", COMPILE_STEP], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "compiled bf16 step ok" in done.stdout
