@@ -44,6 +44,9 @@ def act():
         QTimer.singleShot(100, act)
         return
     report["platform"] = QApplication.platformName()
+    report.update(icon_sizes=[s.width() for s in QApplication.windowIcon().availableSizes()],
+                  title=w.windowTitle(), desktop_file=QApplication.desktopFileName(),
+                  menus=[a.text() for a in w.menuBar().actions()])
     sliders = [s for s in w.panels["weights"].findChildren(QSlider) if s.isEnabled()]
     report["sliders"] = len(sliders)
     if sliders:
@@ -138,6 +141,9 @@ def _run_app(tmp_path, display: str, audio: str):
 
 def _check_common(report, shot, runs, done):
     assert report["platform"] == "xcb"
+    assert report["icon_sizes"], "the window has the application icon"
+    assert report["title"].startswith("VQ Studio — ") and report["desktop_file"] == "vqstudio"
+    assert [m.replace("&", "") for m in report["menus"]] == ["File", "Run", "View", "Help"]
     width, height = _png_size(shot)
     assert width >= 1000 and height >= 600, (width, height)
     # Trained, in the default run folder under the (temporary) per-user data folder, and

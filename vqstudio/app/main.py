@@ -165,14 +165,19 @@ def run_app(args: Any) -> int:
 
 
 def _set_icon(app) -> None:
+    """The application icon from its rendered PNGs (no SVG image plugin needed)."""
     from PySide6.QtGui import QIcon
 
-    from vqstudio.resources import icon_path
+    from vqstudio.resources import ICON_SIZES, icon_path
 
+    icon = QIcon()
     try:
-        app.setWindowIcon(QIcon(str(icon_path())))
+        for size in ICON_SIZES:
+            icon.addFile(str(icon_path(size)))
     except UserError as exc:  # a damaged install: the window still opens, without its icon
         log.warning("%s", exc)
+        return
+    app.setWindowIcon(icon)
 
 
 def _config_from_args(args: Any):
