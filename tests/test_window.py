@@ -88,15 +88,20 @@ def test_closing_stops_training_and_leaves_a_checkpoint(qtbot, window, corpus, t
     assert stopped and stopped[-1]["step"] >= 3
 
 
-def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, tmp_path):
+def _trained_run(run, corpus, steps: int):
+    """A run folder trained headless for ``steps`` steps, with a checkpoint there."""
     from vqstudio.train.trainer import Trainer
 
-    run = tmp_path / "earlier"
     trainer = Trainer(tiny_config(corpus), run)
-    for _ in trainer.steps(until=6):
+    for _ in trainer.steps(until=steps):
         pass
     trainer.save_checkpoint()
     trainer.close()
+    return run
+
+
+def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, tmp_path):
+    run = _trained_run(tmp_path / "earlier", corpus, 6)
 
     assert window.open_run(run)
     columns = RunFolder(run).read_metrics()
@@ -243,13 +248,7 @@ def test_about_names_the_versions_and_the_device_and_shortcuts_list_the_keys(win
 
 
 def test_recent_runs_menu_opens_a_run(qtbot, window, corpus, tmp_path):
-    from vqstudio.train.trainer import Trainer
-
-    run = tmp_path / "earlier"
-    trainer = Trainer(tiny_config(corpus), run)
-    for _ in trainer.steps(until=2):
-        pass
-    trainer.close()
+    run = _trained_run(tmp_path / "earlier", corpus, 2)
     window.recent.remember(run)
     window.recent_menu.aboutToShow.emit()
     entry = next(a for a in window.recent_menu.actions() if a.text() == str(run.resolve()))

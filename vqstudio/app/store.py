@@ -15,10 +15,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from vqstudio.app.growable_array import GrowableArray
-from vqstudio.train.runfolder import RunFolder
+from vqstudio.train.run_info import config_info
+from vqstudio.train.runfolder import VALIDATION_COLUMN, RunFolder
 
 BOOKKEEPING = ("step", "wall_time", "elapsed")
-VALIDATION_COLUMN = "val/mel_distance"
 
 
 class RunStore(QObject):
@@ -207,7 +207,7 @@ class RunStore(QObject):
                 self.current_elapsed = float(columns["elapsed"][-1])
         self.events = list(events)
         self.weights = dict(weights)
-        self.info = _info_from_config(config, run.path, self.current_step, weights)
+        self.info = config_info(config, run.path, self.current_step, weights)
         self.info["loaded"] = True
         self._bump()
 
@@ -217,25 +217,6 @@ class RunStore(QObject):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         weights = config.loss.resolved_weights()
         self.weights = dict(weights)
-        self.info = _info_from_config(config, self.run_dir, 0, weights)
+        self.info = config_info(config, self.run_dir, 0, weights)
         self.info["preview"] = True
         self._bump()
-
-
-def _info_from_config(config, run_dir: Path | None, step: int, weights: dict[str, float]) -> dict:
-    """The ``started`` dictionary as far as a configuration tells it (no device yet)."""
-    return {
-        "device": "",
-        "preset": config.preset,
-        "run_dir": str(run_dir) if run_dir is not None else None,
-        "step": step,
-        "weights": dict(weights),
-        "term_names": config.loss.term_names(),
-        "sample_rate": config.model.sample_rate,
-        "rvq_levels": config.model.rvq_levels,
-        "codebook_size": config.model.codebook_size,
-        "lr": config.train.lr,
-        "balancer": config.loss.balancer,
-        "quantizer_dropout": config.model.quantizer_dropout,
-        "data": config.data.path,
-    }
