@@ -21,9 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSocketNotifier, Signal
 
-# The headless trainer's lists (vqstudio/train/stopping.py); named here too until that lands.
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, n))
-CHECKPOINT_SIGNALS = tuple(getattr(signal, n) for n in ("SIGUSR1",) if hasattr(signal, n))
+from vqstudio.train.stopping import CHECKPOINT_SIGNALS, STOP_SIGNALS
 
 
 class StopSignals(QObject):
