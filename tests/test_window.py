@@ -283,3 +283,48 @@ def test_the_spectrograms_and_the_audition_panel_share_the_loop_and_the_playhead
     assert spectrograms.playheads[0].isVisible() and spectrograms.playheads[0].value() == 1.25
     audition.loop_changed.emit(0.25, 0.75)  # the loop moved on the waveform
     assert spectrograms.region() == pytest.approx((0.25, 0.75))
+
+
+def _answer_next_dialog(qtbot, answer) -> None:
+    """Call ``answer(dialog)`` on the next modal dialog as soon as it is open."""
+    from PySide6.QtCore import QTimer
+
+    def poll():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(20, poll)
+        else:
+            answer(dialog)
+
+    QTimer.singleShot(0, poll)
+
+
+def test_file_new_run_trains_what_the_dialog_asks_and_refuses_a_bad_folder(qtbot, window, corpus, tmp_path):
+    def fill(dialog, data, run):
+        dialog.preset.setCurrentIndex(dialog.preset.findText("tiny-cpu"))
+        dialog.data.setText(str(data))
+        dialog.run.setText(str(run))
+        dialog.accept()
+
+    _answer_next_dialog(qtbot, lambda d: fill(d, tmp_path / "no-such-folder", tmp_path / "a"))
+    window.new_action.trigger()
+    assert "no-such-folder: no such folder" in window.notice_label.text()
+    assert not window.worker.is_running
+
+    _answer_next_dialog(qtbot, lambda d: fill(d, corpus, tmp_path / "b"))
+    window.new_action.trigger()
+    assert window.worker.is_running
+    _wait_for_step(qtbot, window, 1)
+    assert RunFolder(tmp_path / "b").load_config().data.path == str(corpus.resolve())
+
+
+def test_file_open_run_opens_the_folder_chosen(qtbot, window, corpus, tmp_path):
+    run = _trained_run(tmp_path / "earlier", corpus, 2)
+
+    def choose(dialog):
+        dialog.setDirectory(str(run))
+        dialog.accept()
+
+    _answer_next_dialog(qtbot, choose)
+    window.open_action.trigger()
+    assert window.store.run_dir == run and window.store.current_step == 2

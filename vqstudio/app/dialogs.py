@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vqstudio.config import DEFAULT_PRESET, preset_names, preset_summary
+from vqstudio.config import DEFAULT_PRESET, Config, load_preset, preset_names, preset_summary
+from vqstudio.errors import UserError
+from vqstudio.train.runfolder import RunFolder
 
 
 class NewRunDialog(QDialog):
@@ -65,6 +67,19 @@ class NewRunDialog(QDialog):
     def values(self) -> tuple[str, str, str]:
         """(preset, data folder or "", run folder or "")."""
         return self.preset.currentText(), self.data.text().strip(), self.run.text().strip()
+
+    def chosen_run(self) -> tuple[Config, Path | None]:
+        """The configuration and run folder (None: a fresh default one) the fields ask for.
+        Raises UserError for a data folder that does not exist or a run folder that holds a run."""
+        preset, data, run = self.values()
+        config = load_preset(preset)
+        if data:
+            if not Path(data).is_dir():
+                raise UserError(f"{data}: no such folder", "choose a folder of audio files")
+            config = config.with_overrides({"data.path": str(Path(data).resolve())})
+        if run and RunFolder(run).exists():
+            raise UserError(f"{run} already holds a run", "open it with Open run…, or choose another folder")
+        return config, Path(run) if run else None
 
 
 def _with_browse(edit: QLineEdit, caption: str, parent: QWidget) -> QWidget:

@@ -7,11 +7,14 @@ colours it by.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QToolBar, QWidget
+
+log = logging.getLogger("vqstudio.app")
 
 
 def notice_label() -> QLabel:
@@ -47,3 +50,31 @@ class NoticeCounter:
         count = count + 1 if now - last < self.repeat_s else 1
         self._seen[text] = (now, count)
         return text + (f"  (×{count})" if count > 1 else "")
+
+
+class NoticeBar(QToolBar):
+    """The window's notice line above the panels, with Dismiss; hidden while empty. The same
+    notice again within NoticeCounter's ``repeat_s`` counts up instead of flashing anew."""
+
+    def __init__(self, parent: QWidget | None = None, repeat_s: float = 10.0):
+        super().__init__("Notices", parent)
+        self.setObjectName("toolbar-notices")
+        self.setMovable(False)
+        self.toggleViewAction().setVisible(False)  # shown by notices, not by the user
+        self._counter = NoticeCounter(repeat_s)
+        self.label = QLabel()
+        self.label.setObjectName("notice")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.addWidget(self.label)
+        self.addAction("Dismiss").triggered.connect(self.dismiss)
+        self.hide()
+
+    def notify(self, text: str) -> None:
+        log.warning("notice: %s", text)
+        self.label.setText(self._counter.text(text))
+        self.show()
+
+    def dismiss(self) -> None:
+        self.label.clear()
+        self.hide()

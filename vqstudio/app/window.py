@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QToolBar, QWidget
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QWidget
 
 from vqstudio.app import dock_layout
 from vqstudio.app.menus import build_menus
-from vqstudio.app.notices import NoticeCounter
+from vqstudio.app.notices import NoticeBar
 from vqstudio.app.recent_runs import RecentRuns
 from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path
 from vqstudio.app.status_bar import add_readouts, show_run
@@ -62,7 +62,6 @@ class MainWindow(QMainWindow):
         self._run_dir: Path | None = None
         self._resume = False
         self._trained = False  # whether a run was started (or resumed) in this window
-        self._notices = NoticeCounter(NOTICE_REPEAT_S)
         self._shown_version = -1
         self._panel_failures: set[str] = set()
 
@@ -72,7 +71,10 @@ class MainWindow(QMainWindow):
         self.panels, self.docks = dock_layout.build_docks(self, self._make_panel)
         self._link_panels()
         build_menus(self)
-        self._build_notice_bar()
+        self.addToolBarBreak()
+        self.notice_bar = NoticeBar(self, NOTICE_REPEAT_S)
+        self.notice_label = self.notice_bar.label
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.notice_bar)
         self.status_labels = add_readouts(self.statusBar())
         self._needs_proportions = dock_layout.restore_layout(self, self.settings)
 
@@ -88,23 +90,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # -- construction ---------------------------------------------------------------------------
-
-    def _build_notice_bar(self) -> None:
-        self.addToolBarBreak()
-        bar = QToolBar("Notices", self)
-        bar.setObjectName("toolbar-notices")
-        bar.setMovable(False)
-        self.notice_label = QLabel()
-        self.notice_label.setObjectName("notice")
-        self.notice_label.setWordWrap(True)
-        self.notice_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bar.addWidget(self.notice_label)
-        dismiss = QAction("Dismiss", self)
-        dismiss.triggered.connect(self.clear_notice)
-        bar.addAction(dismiss)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-        bar.hide()
-        self.notice_bar = bar
 
     def _link_panels(self) -> None:
         """The spectrograms show the training probe: a region dragged there loops the audition
@@ -269,21 +254,14 @@ class MainWindow(QMainWindow):
         dialog = NewRunDialog(self.runs_root, preset, data, self)
         if dialog.exec() != NewRunDialog.DialogCode.Accepted:
             return
-        preset, data, run = dialog.values()
         try:
-            config = load_preset(preset)
-            if data:
-                if not Path(data).is_dir():
-                    raise UserError(f"{data}: no such folder", "choose a folder of audio files")
-                config = config.with_overrides({"data.path": str(Path(data).resolve())})
-            if run and RunFolder(run).exists():
-                raise UserError(f"{run} already holds a run", "open it with Open run…, or choose another folder")
+            config, run = dialog.chosen_run()
         except UserError as exc:
             self.show_notice(str(exc))
             return
         if self.worker.is_running:
             self.worker.stop(save=True)
-        self.set_new_run(config, Path(run) if run else None)
+        self.set_new_run(config, run)
         self.start_training()
 
     def open_run_dialog(self) -> None:
@@ -296,13 +274,10 @@ class MainWindow(QMainWindow):
 
     def show_notice(self, text: str) -> None:
         """A readable notice above the panels; repeats within a few seconds only count up."""
-        log.warning("notice: %s", text)
-        self.notice_label.setText(self._notices.text(text))
-        self.notice_bar.show()
+        self.notice_bar.notify(text)
 
     def clear_notice(self) -> None:
-        self.notice_label.clear()
-        self.notice_bar.hide()
+        self.notice_bar.dismiss()
 
     def _on_state(self, state: str) -> None:
         self._update_actions()
