@@ -152,17 +152,11 @@ def _events(run) -> list[dict]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
-                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
-def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_exits_0(corpus, tmp_path, signum):
-    run = tmp_path / "r"
-    proc = _train_in_background(corpus, run)
-    try:
-        _wait_for(lambda: _rows(run) > 3, "training to start")
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+def _stop_and_check(proc: subprocess.Popen, run, signum: int) -> None:
+    """Send a stop signal: the process finishes its step, saves, exits 0 with one line saying
+    where, and the checkpoint is at the last step logged."""
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
     last = out.strip().splitlines()[-1]
@@ -172,7 +166,18 @@ def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_exits_0(corpus
     assert "nan" not in out  # the progress lines never show a loss before one is known
 
 
-def test_sigusr1_saves_a_checkpoint_and_training_goes_on(corpus, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
+def test_a_stop_signal_saves_a_checkpoint_at_the_step_reached_and_exits_0(corpus, tmp_path, signum):
+    run = tmp_path / "r"
+    proc = _train_in_background(corpus, run)
+    try:
+        _wait_for(lambda: _rows(run) > 3, "training to start")
+        _stop_and_check(proc, run, signum)
+    finally:
+        proc.kill()
+
+
+def test_sigusr1_saves_and_goes_on_then_sigterm_stops_like_ctrl_c(corpus, tmp_path):
     run = tmp_path / "r"
     proc = _train_in_background(corpus, run)
     try:
@@ -184,11 +189,9 @@ def test_sigusr1_saves_a_checkpoint_and_training_goes_on(corpus, tmp_path):
         assert (run / "checkpoints" / saved["file"]).is_file()
         _wait_for(lambda: _rows(run) > saved["step"] + 3, "training to go on")
         assert proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _stop_and_check(proc, run, signal.SIGTERM)
     finally:
         proc.kill()
-    assert proc.returncode == 0, err
 
 
 def test_kill_9_loses_at_most_one_autosave_interval(corpus, tmp_path):
