@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", default=None,
                    help="run folder: an existing run is opened and resumed (default: the last run)")
     p.add_argument("--autostart", action="store_true", help="start training at once")
-    p.add_argument("--screenshot", default=None, help="save a PNG of the window before quitting")
+    p.add_argument("--screenshot", default=None,
+                   help="save a PNG of the window as it closes (after --quit-after, Quit or a signal)")
     p.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
                    help="close the window (saving a checkpoint) after this many seconds")
     # Overrides for a new run (tests and scripts use a tiny model); hidden from --help.
@@ -136,15 +137,16 @@ def run_app(args: Any) -> int:
     quit_after = getattr(args, "quit_after", None)
     screenshot = getattr(args, "screenshot", None)
 
-    def finish() -> None:
-        if screenshot and not save_screenshot(window, Path(screenshot)):
-            outcome["status"] = 1
-        window.close()
+    if screenshot:  # the window as it is when it closes, whatever closes it
 
+        def shoot() -> None:
+            if outcome.get("shot") is None:
+                outcome["shot"] = save_screenshot(window, Path(screenshot))
+                outcome["status"] = outcome["status"] or (0 if outcome["shot"] else 1)
+
+        window.closing.connect(shoot)
     if quit_after is not None:
-        QTimer.singleShot(int(max(0.0, quit_after) * 1000), finish)
-    elif screenshot:
-        QTimer.singleShot(2000, lambda: save_screenshot(window, Path(screenshot)))
+        QTimer.singleShot(int(max(0.0, quit_after) * 1000), window.close)
 
     # Ctrl+C, kill, a closed terminal: close like the close button (checkpoint included).
     signals = StopSignals()

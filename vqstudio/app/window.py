@@ -18,7 +18,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QWidget
 
@@ -45,6 +45,8 @@ NOTICE_REPEAT_S = 10.0  # the same notice again within this long only counts up
 class MainWindow(QMainWindow):
     """VQ Studio's window. ``settings`` defaults to the user's QSettings (tests pass their own);
     ``player`` is the A/B player for the audition panel (None: no audio)."""
+
+    closing = Signal()  # the window is about to close (still showing everything)
 
     def __init__(self, settings: QSettings | None = None, player: Any = None,
                  parent: QWidget | None = None):
@@ -375,6 +377,7 @@ class MainWindow(QMainWindow):
     # -- closing --------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.closing.emit()
         dock_layout.save_layout(self, self.settings)
         if self.worker.is_running:
             self.statusBar().showMessage("Saving a checkpoint…")
