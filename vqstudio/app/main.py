@@ -34,7 +34,7 @@ log = logging.getLogger("vqstudio.app")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``vqstudio app``."""
     p.add_argument("paths", nargs="*", metavar="RUN_DIR|AUDIO",
-                   help="a run folder to open, and/or audio files to audition (the first is played)")
+                   help="a run folder to open, and/or audio files to audition (the first is loaded)")
     p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
     p.add_argument("--preset", default=None, help="preset for a new run (default tiny-cpu)")
     p.add_argument("--run", default=None,
