@@ -155,3 +155,15 @@ def test_train_on_a_folder_with_names_that_are_not_utf8(tmp_path):
     assert "broken \\xe9.wav" in result.stdout
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert any(e["kind"] == "skipped_file" for e in events)
+
+
+def test_a_data_folder_whose_own_name_is_not_utf8_is_refused_in_one_line(tmp_path):
+    """config.toml (TOML is UTF-8) cannot record such a path: say so and how to get round it."""
+    folder = os.fsencode(tmp_path) + b"/d\xe9"
+    os.mkdir(folder)
+    os.rename(write(tmp_path / "a.wav", seconds=1.0, rate=24000), folder + b"/a.wav")
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", os.fsdecode(folder), "--run", str(run), "--steps", "1")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "d\\xe9 is not valid UTF-8" in result.stderr and "link" in result.stderr
+    assert not run.exists()

@@ -313,6 +313,12 @@ class Config:
             bad("data.segment_seconds is too short for the model", "use at least 0.25 s")
         if not 0 <= d.val_fraction < 1:
             bad("data.val_fraction must be within [0, 1)", "use e.g. 0.1")
+        try:
+            d.path.encode("utf-8")
+        except UnicodeEncodeError:  # a name in another encoding: TOML (config.toml) cannot hold it
+            shown = d.path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            bad(f"data.path {shown} is not valid UTF-8, so the run's config.toml cannot record it",
+                "rename the folder, or link to it under a UTF-8 name and give that link")
         if isinstance(d.workers, bool) or not isinstance(d.workers, int) or d.workers < -1:
             bad(f"data.workers = {d.workers!r} must be a whole number >= -1",
                 "use -1 (follow the cores), 0 (in the training thread) or a count of processes")
