@@ -107,6 +107,10 @@ def test_refuses_another_dataset_and_a_folder_with_other_files(folder, tmp_path)
     assert (tmp_path / "other" / "thesis.pdf").read_text() == "precious"
     with pytest.raises(ConfigError, match="--sample-rate 16000"):
         SegmentSampler(scan_corpus(tmp_path / "p", 16000), 16000, 4000, 0)
+    shard = tmp_path / "p" / "shard-00000.i16"
+    shard.write_bytes(shard.read_bytes()[:1000])  # an interrupted copy
+    with pytest.raises(UserError, match="shard-00000.i16 is missing or cut short"):
+        scan_corpus(tmp_path / "p", RATE)
     (tmp_path / "p" / prepared.INDEX_NAME).write_text("{broken")
     with pytest.raises(UserError, match="not a usable prepared dataset"):
         scan_corpus(tmp_path / "p", RATE)

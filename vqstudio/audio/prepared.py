@@ -87,10 +87,17 @@ class PreparedSet:
                 raise ValueError(f"unknown sample type {meta['dtype']!r}")
             where = {r["path"]: (int(r["shard"]), int(r["offset"]), int(r["length"]))
                      for r in meta["files"]}
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            needed: dict[int, int] = {}
+            for shard, offset, length in where.values():
+                needed[shard] = max(needed.get(shard, 0), offset + length)
+            for shard, samples in needed.items():
+                name = folder / meta["shards"][shard]
+                if not name.is_file() or name.stat().st_size < 2 * samples:
+                    raise ValueError(f"its shard {meta['shards'][shard]} is missing or cut short")
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
             raise UserError(
-                f"{shown(folder / INDEX_NAME)} is not a usable prepared dataset index ({error})",
-                "prepare the dataset again with `vqstudio prepare`",
+                f"{shown(folder / INDEX_NAME)} is not a usable prepared dataset ({error})",
+                "copy the whole folder again, or prepare the dataset again with `vqstudio prepare`",
             ) from None
         return cls(folder, meta, _where=where)
 
