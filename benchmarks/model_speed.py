@@ -2,6 +2,7 @@
 
     python benchmarks/model_speed.py                      # every preset, CPU (+ CUDA if present)
     python benchmarks/model_speed.py --preset tiny-cpu --device cpu --steps 10
+    python benchmarks/model_speed.py --preset speech-24k --device cuda --compare-compile
 
 Training: forward + backward + AdamW step on a batch shaped as the preset says (batch_size x
 segment_seconds), with a stand-in objective (L1 on the waveform + codebook + commitment) so the
@@ -9,6 +10,11 @@ figure measures the model alone, not the losses module. Reported in audio-second
 Inference: encode + decode of 10 s of audio without gradients, as a real-time factor
 (seconds of compute per second of audio; below 1 is faster than real time).
 On CUDA both run under bf16 autocast. Torch uses all CPU cores. Figures, not assertions.
+
+``--compare-compile`` instead times the same training step three ways in one run, interleaved
+(eager float32, eager bf16 autocast, ``torch.compile`` + bf16 autocast) and prints each one's
+median and its speed-up over eager float32 (on the CPU, bf16 autocast only helps where the cores
+have bf16 instructions). The compile's first-call cost is reported apart.
 """
 
 from __future__ import annotations
@@ -42,20 +48,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_speed(model: Codec, batch: torch.Tensor, warmup: int, steps: int, amp: bool) -> float:
-    """Audio-seconds per second of forward + backward + optimizer step."""
+def training_step(model: Codec, batch: torch.Tensor, amp: bool, forward=None):
+    """One forward + backward + AdamW step as a function (``forward`` defaults to ``model``)."""
     device = batch.device
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    forward = model if forward is None else forward
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(batch)
+            out = forward(batch)
         loss = (out.audio.float() - batch).abs().mean() + out.codebook_loss + 0.25 * out.commitment_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    return step
+
+
+def train_speed(model: Codec, batch: torch.Tensor, warmup: int, steps: int, amp: bool) -> float:
+    """Audio-seconds per second of forward + backward + optimizer step."""
+    device = batch.device
+    step = training_step(model, batch, amp)
     for _ in range(warmup):
         step()
     _sync(device)
@@ -83,6 +97,41 @@ def inference_rtf(model: Codec, wave: torch.Tensor, repeats: int, amp: bool) -> 
     return seconds / (wave.shape[-1] / model.sample_rate)
 
 
+def compare_compile(name: str, device: torch.device, steps: int) -> None:
+    """Eager float32 against bf16 autocast and torch.compile + bf16, interleaved, one preset."""
+    config = load_preset(name)
+    m, d = config.model, config.data
+    torch.manual_seed(0)
+    model = Codec(m).to(device)
+    batch = _signal(d.batch_size, int(round(d.segment_seconds * m.sample_rate)), m.sample_rate, device)
+    compiled = torch.compile(model)
+    variants = {
+        "eager fp32": training_step(model, batch, amp=False),
+        "eager bf16": training_step(model, batch, amp=True),
+        "compile bf16": training_step(model, batch, amp=True, forward=compiled),
+    }
+    start = time.perf_counter()
+    variants["compile bf16"]()
+    _sync(device)
+    print(f"{name} on {device}: torch.compile first step {time.perf_counter() - start:.1f} s")
+    for step in variants.values():  # warm-up
+        step()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(steps):
+        for label, step in variants.items():
+            _sync(device)
+            begin = time.perf_counter()
+            step()
+            _sync(device)
+            times[label].append(time.perf_counter() - begin)
+    audio = d.batch_size * d.segment_seconds
+    base = sorted(times["eager fp32"])[steps // 2]
+    for label, samples in times.items():
+        median = sorted(samples)[steps // 2]
+        print(f"  {label:<13} {median * 1e3:9.1f} ms/step  {audio / median:8.1f} audio-s/s  "
+              f"x{base / median:.2f} vs eager fp32")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", action="append", help="preset name (repeatable; default all)")
@@ -90,9 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--compare-compile", action="store_true",
+                        help="eager fp32 vs bf16 vs torch.compile + bf16 training steps")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.compare_compile:
+        device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+        for name in args.preset or ["tiny-cpu"]:
+            compare_compile(name, device, args.steps)
+        return
     devices = []
     if args.device in ("cpu", "all"):
         devices.append(torch.device("cpu"))
