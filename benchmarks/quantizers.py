@@ -1,0 +1,169 @@
+"""Quantizer kinds and the seed presets side by side, at equal steps: one command, one table.
+
+    python benchmarks/quantizers.py [--steps 400] [--rows kinds,presets] [--eval validation|speech]
+                                    [--threads 1] [--dnsmos] [--json OUT]
+
+Rows: every quantizer kind at tiny-cpu's size (rvq, rvq + rotation trick, rvq_factorized with
+8-dimensional codes, rvq_factorized + rotation, rfsq with levels [8, 8, 4]), and seed-baseline
+against seed-fixed. All rows train on the demo corpus's training split, *interleaved* in chunks of
+steps so the background load of a shared machine falls on every row alike; audio-s/s is each
+row's median over its chunks. Then each model reconstructs the evaluation files (the validation
+split, or with ``--eval speech`` every speech file of the demo corpus, which includes training
+files) and the table gives, as means over files:
+
+- usage: per level, the share of the K codes used on those files (``/``-separated, level 1 first);
+- mel: multi-scale log-mel L1 distance (lower is better);
+- floor: the reconstruction's level where the original is silent (dBFS, lower is better), and
+  (all) the same with the frames at the pauses' edges counted in;
+- comb: median / max over harmonics of the peak at k * sample_rate / hop over the neighbouring
+  bins in quiet passages (dB; ~0 means no buzz), and the loudest harmonic's level (dBFS: below
+  -90 it is inaudible whatever it stands over);
+- SI-SDR (dB, higher is better) and, with ``--dnsmos``, DNSMOS background (speech files only).
+
+Figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqstudio.audio import distortion, metrics
+from vqstudio.audio.corpus import scan_corpus
+from vqstudio.audio.io import read_audio
+from vqstudio.config import DEMO_DIR, load_preset
+from vqstudio.model.inference import reconstruct
+from vqstudio.train.trainer import Trainer
+
+KIND_ROWS = {
+    "rvq": ("tiny-cpu", []),
+    "rvq+rotation": ("tiny-cpu", ['model.gradient_estimator="rotation"']),
+    "rvq_factorized": ("tiny-cpu", ['model.quantizer="rvq_factorized"', "model.codebook_dim=8"]),
+    "rvq_factorized+rotation": ("tiny-cpu", ['model.quantizer="rvq_factorized"', "model.codebook_dim=8",
+                                             'model.gradient_estimator="rotation"']),
+    "rfsq": ("tiny-cpu", ['model.quantizer="rfsq"', "model.fsq_levels=[8, 8, 4]"]),
+}
+PRESET_ROWS = {"seed-baseline": ("seed-baseline", []), "seed-fixed": ("seed-fixed", [])}
+CHUNK = 10  # steps per row before the next row trains
+
+
+def _rows(selection: str) -> dict[str, tuple[str, list[str]]]:
+    rows: dict[str, tuple[str, list[str]]] = {}
+    for part in selection.split(","):
+        rows.update({"kinds": KIND_ROWS, "presets": PRESET_ROWS}[part.strip()])
+    return rows
+
+
+def train_interleaved(rows, steps: int, threads: int, data: str | None) -> dict[str, dict]:
+    common = [f"train.cpu_threads={threads}", "train.validate_every=0", "train.checkpoint_every=0",
+              "train.log_every=1000000", "loss.grad_share_every=0"]
+    if data:
+        common.append(f'data.path="{data}"')
+    trainers = {}
+    for name, (preset, sets) in rows.items():
+        torch.manual_seed(0)
+        trainers[name] = Trainer(load_preset(preset, common + sets), None, device="cpu")
+    speeds: dict[str, list[float]] = {name: [] for name in rows}
+    done = 0
+    while done < steps:
+        n = min(CHUNK, steps - done)
+        for name, trainer in trainers.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                trainer.step()
+            seconds = time.perf_counter() - start
+            d = trainer.config.data
+            speeds[name].append(n * d.batch_size * d.segment_seconds / seconds)
+        done += n
+        print(f"  trained {done}/{steps} steps", file=sys.stderr, flush=True)
+    return {name: {"trainer": t, "speed": statistics.median(speeds[name])} for name, t in trainers.items()}
+
+
+def evaluation_files(config, which: str) -> list[str]:
+    """The validation split the trainer held back (the same split call), or the speech files."""
+    corpus = scan_corpus(config.data.path or DEMO_DIR, config.model.sample_rate)
+    if which == "speech":
+        return [f.path for f in corpus.files if Path(f.path).name.startswith("speech")]
+    return [f.path for f in corpus.split(config.data.val_fraction, config.data.seed)[1].files]
+
+
+def evaluate(trainer: Trainer, files: list[str], dnsmos: bool) -> dict[str, float | list[float]]:
+    model, m = trainer.model, trainer.config.model
+    sr = m.sample_rate
+    rows, codes = [], []
+    for path in files:
+        wave = read_audio(path, sr)
+        audio, level_codes = reconstruct(model, wave, with_codes=True)
+        est = np.asarray(audio, dtype=np.float64).reshape(-1)
+        comb = distortion.frame_rate_comb(wave, est, sr, m.hop)
+        row = {
+            "mel": metrics.mel_distance(wave, est, sr),
+            "floor": distortion.silence_floor(wave, est, sr).dbfs,
+            "floor_all": distortion.silence_floor(wave, est, sr, guard_frames=0).dbfs,
+            "comb_median": comb.median_db,
+            "comb_max": comb.max_db,
+            "comb_loudest_dbfs": comb.loudest_dbfs,
+            "si_sdr": metrics.si_sdr_db(wave, est),
+        }
+        if dnsmos:
+            row["bak"] = distortion.dnsmos(est, sr).background
+        rows.append(row)
+        codes.append(level_codes)
+    all_codes = np.concatenate(codes, axis=-1)  # [L, frames]
+    usage = [len(np.unique(level)) / m.codebook_size for level in all_codes]
+    out: dict[str, float | list[float]] = {
+        key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]
+    }
+    out["usage"] = usage
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--rows", default="kinds,presets", help="kinds, presets or both")
+    parser.add_argument("--eval", choices=("validation", "speech"), default="validation")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data", default=None, help="corpus folder (default: the demo corpus)")
+    parser.add_argument("--dnsmos", action="store_true", help="add DNSMOS background (speechmos)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = _rows(args.rows)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps per row, "
+          f"evaluated on the {args.eval} files", flush=True)
+    trained = train_interleaved(rows, args.steps, args.threads, args.data)
+    header = (f"{'row':<25}{'usage per level':<26}{'mel':>7}{'floor':>7}{'(all)':>7}"
+              f"{'comb med/max dB':>17}{'at dBFS':>8}{'SI-SDR':>8}{'audio-s/s':>10}"
+              + (f"{'BAK':>6}" if args.dnsmos else ""))
+    print(header)
+    results = {}
+    for name, entry in trained.items():
+        trainer = entry["trainer"]
+        files = evaluation_files(trainer.config, args.eval)
+        r = evaluate(trainer, files, args.dnsmos)
+        r["audio_seconds_per_second"] = entry["speed"]
+        r["files"] = [Path(f).name for f in files]
+        results[name] = r
+        usage = "/".join(f"{u:.2f}" for u in r["usage"])
+        line = (f"{name:<25}{usage:<26}{r['mel']:>7.3f}{r['floor']:>7.1f}{r['floor_all']:>7.1f}"
+                f"{r['comb_median']:>9.1f} /{r['comb_max']:>6.1f}{r['comb_loudest_dbfs']:>8.1f}"
+                f"{r['si_sdr']:>8.2f}"
+                f"{entry['speed']:>10.1f}" + (f"{r['bak']:>6.2f}" if args.dnsmos else ""))
+        print(line, flush=True)
+        trainer.close()
+    if args.json:
+        from vqstudio.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
