@@ -122,3 +122,17 @@ def test_compiled_decoder_blocks_train_a_step_under_bf16_autocast_on_the_cpu():
                           timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "compiled bf16 step ok" in done.stdout
+
+
+def test_residual_units_add_in_place_with_the_same_bits_and_gradients():
+    from vqstudio.model.encoder import ResidualUnit
+
+    torch.manual_seed(0)
+    for weight_norm in (False, True):
+        unit = ResidualUnit(8, 3, "elu", weight_norm)
+        x = torch.randn(2, 8, 50, requires_grad=True)
+        out = unit(x)
+        assert torch.equal(out, x + unit.body(x))
+        out.square().sum().backward()
+        expected = torch.autograd.grad((x + unit.body(x)).square().sum(), x)[0]
+        assert torch.equal(x.grad, expected)
