@@ -36,6 +36,7 @@ from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
 from vqstudio.train.report import StepReport, metrics_row
 from vqstudio.train.rollback import BufferRollback
+from vqstudio.train.run_lock import RunLock
 from vqstudio.train.runfolder import VALIDATION_COLUMN, EventLog, MetricsWriter, RunFolder, metric_columns
 from vqstudio.train.schedule import learning_rate
 from vqstudio.train.settings import apply_setting
@@ -71,6 +72,8 @@ class Trainer:
         ``mailbox`` lets a driver post settings before the trainer exists (the GUI's weights)."""
         self.rank, self.world = rank, world
         self.run = RunFolder(run_dir) if run_dir is not None else None
+        # One writer per run folder (train/run_lock.py): refused here, before anything is built.
+        self.lock = RunLock.acquire(self.run.path) if self.run is not None and rank == 0 else None
         resuming = self.run is not None and self.run.exists()
         if resuming:
             config = self.run.load_config()
@@ -140,6 +143,8 @@ class Trainer:
             self.record_event("start", preset=config.preset, device=str(self.device))
         for name, reason in self.data.skipped:
             self.record_event("skipped_file", file=name, reason=reason)
+        if self.lock is not None and self.lock.taken_over:
+            self.record_event("lock_taken_over", note=self.lock.taken_over)
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -303,6 +308,8 @@ class Trainer:
     def service_mailbox(self) -> None:
         """Apply every posted setting (last write wins) and serve every queued command in order;
         their events and results wait for :meth:`drain`."""
+        if self.lock is not None:
+            self.lock.beat()  # the heartbeat others read in trainer.lock; mostly a clock read
         settings, commands = self.mailbox.take()
         for name, value in settings.items():
             apply_setting(self, name, value)
@@ -408,3 +415,5 @@ class Trainer:
             if handle is not None:
                 handle.close()
         self.writer = self.events = None
+        if self.lock is not None:
+            self.lock.release()
