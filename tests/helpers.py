@@ -81,3 +81,11 @@ def tiny_sets(data: Path | None = None) -> list[str]:
     for item in TINY:
         out += ["--set", item]
     return out
+
+
+def one_line_error(result) -> str:
+    """The one stderr line of a CLI call that must fail as a user error (exit 2, no traceback)."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vqstudio"
 GUI_MODULES = {"PySide6", "pyqtgraph", "sounddevice", "shiboken6"}
-# app -> train -> model -> audio; config and errors are leaves.
-LAYER = {"audio": 0, "model": 1, "train": 2, "app": 3}
+# app -> (diagnose, experiments) -> train -> model -> audio; config and errors are leaves.
+LAYER = {"audio": 0, "model": 1, "train": 2, "experiments": 3, "diagnose": 3, "app": 4}
 
 
 def _imports(path: Path) -> set[str]:

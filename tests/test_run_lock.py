@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_cli, tiny_sets, write_corpus
+from helpers import REPO, one_line_error, run_cli, tiny_sets, write_corpus
 from vqstudio.train.run_lock import LOCK_FILE, RunBusyError, RunLock, read_lock
 
 
@@ -27,12 +27,6 @@ def _wait_for(predicate, what: str, timeout: float = 120.0):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
 
-
-def _one_line_error(result) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def test_a_second_trainer_is_refused_naming_the_holder_and_the_lock_goes_with_it(audio, tmp_path):
@@ -50,7 +44,7 @@ def test_a_second_trainer_is_refused_naming_the_holder_and_the_lock_goes_with_it
         assert record["pid"] == first.pid and record["host"] == socket.gethostname()
         assert time.time() - record["heartbeat"] < 60
 
-        error = _one_line_error(run_cli("train", "--run", str(run), "--steps", "3"))
+        error = one_line_error(run_cli("train", "--run", str(run), "--steps", "3"))
         assert f"pid {first.pid} on host {socket.gethostname()}" in error
         assert "last heard from" in error and "--from" in error
         rows = len(metrics.read_text().splitlines())
@@ -73,7 +67,7 @@ def test_a_killed_holders_lock_is_taken_over_and_logged(audio, tmp_path):
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    refused = _one_line_error(run_cli("train", "--data", str(audio), "--run", str(run), "--steps", "2",
+    refused = one_line_error(run_cli("train", "--data", str(audio), "--run", str(run), "--steps", "2",
                                       *tiny_sets()))
     assert f"pid {holder.pid}" in refused
     assert not (run / "config.toml").exists()  # refused before anything was written

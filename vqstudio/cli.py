@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", "--run-dir", dest="run", required=True,
                    help="run folder; an existing run is resumed (use --run-dir under torchrun)")
     p.add_argument("--steps", type=int, default=None, help="train until this global step")
+    p.add_argument("--from", dest="fork_from", default=None, metavar="RUN[:STEP|:best]",
+                   help="fork: start the new --run from this run's checkpoint, with --set changes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.lr=1e-4 (repeatable)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
@@ -155,7 +157,9 @@ def cmd_train(args) -> int:
 
     run = RunFolder(args.run)
     overrides = list(args.set)
-    if run.exists():
+    if args.fork_from:  # experiments/fork.py writes NEW; it then resumes like any run
+        config = _fork(args, run)
+    elif run.exists():
         config = run.load_config()
         if args.preset or args.set or args.data:
             print(f"Resuming {run.path}: its config.toml wins over --preset/--set/--data.")
@@ -171,6 +175,8 @@ def cmd_train(args) -> int:
     with StopSignals() as signals:
         trainer = Trainer(config, run.path, device=dist_device or args.device, rank=rank, world=world,
                           wrap=wrap)
+        if trainer.lock is not None and trainer.lock.taken_over:
+            print(f"Note: {trainer.lock.taken_over}.", flush=True)
         try:
             return _train(trainer, run, args.steps, signals, rank, world)
         finally:
@@ -179,6 +185,24 @@ def cmd_train(args) -> int:
                 import torch.distributed as dist
 
                 dist.destroy_process_group()
+
+
+def _fork(args, run):
+    from vqstudio.experiments.fork import fork_run
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("--from cannot fork under torchrun (every rank would write the fork)",
+                        "fork first with plain `vqstudio train --from ... --run NEW --steps 0`, "
+                        "then train NEW under torchrun")
+    if args.preset:
+        raise UserError("--preset does not go with --from: a fork starts from its parent's settings",
+                        "change settings with --set section.key=value")
+    data = str(Path(args.data).resolve()) if args.data else None
+    if data is not None and not Path(data).exists():
+        raise UserError(f"--data {args.data}: no such folder or manifest",
+                        "give a folder of audio files, a manifest or a prepared dataset")
+    print(fork_run(args.fork_from, run.path, list(args.set), data=data).summary, flush=True)
+    return run.load_config()
 
 
 def _train(trainer, run, target: int | None, signals, rank: int, world: int) -> int:

@@ -177,6 +177,9 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     preset: str = ""  # the preset this configuration started from, for display
+    # A fork's parent (run, checkpoint, step) and the settings it changed (experiments/fork.py);
+    # empty for a run that was not forked, and then not written.
+    forked_from: dict[str, Any] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -190,6 +193,9 @@ class Config:
             raise ConfigError(f"{source}: [written_by] must be a table", "write it as [written_by]")
         if not isinstance(preset, str):
             raise ConfigError(f"{source}: 'preset' must be a string")
+        forked_from = raw.pop("forked_from", {})
+        if not isinstance(forked_from, dict):
+            raise ConfigError(f"{source}: [forked_from] must be a table", "write it as [forked_from]")
         sections = {}
         for name, section_cls in _SECTIONS.items():
             values = raw.pop(name, {})
@@ -202,7 +208,7 @@ class Config:
                 f"{source}: unknown section(s) {unknown}",
                 f"use only {', '.join('[' + s + ']' for s in _SECTIONS)}",
             )
-        config = cls(**sections, preset=preset)
+        config = cls(**sections, preset=preset, forked_from=forked_from)
         config.validate(source)
         return config
 
@@ -213,6 +219,8 @@ class Config:
         """The configuration as TOML; with ``written_by``, a ``[written_by]`` table first that
         names the code writing it (version, git commit, Python, torch), ignored when read."""
         data = self.to_dict()
+        if not data["forked_from"]:
+            del data["forked_from"]
         if written_by:
             from vqstudio.version import version_info
 
