@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import torch
 
+from test_codec import small_config as codec_config
 from vqstudio.config import ModelConfig
 from vqstudio.model import Codec
 from vqstudio.model import inference
@@ -17,12 +18,7 @@ from vqstudio.model.inference import encode_in_chunks, reconstruct
 
 
 def small_config(**overrides) -> ModelConfig:
-    values = dict(sample_rate=8000, encoder_channels=4, encoder_ratios=[2, 3],
-                  encoder_dilations=[1, 3], hop=6, latent_dim=8, rvq_levels=3, codebook_size=16,
-                  codebook_dim=8, decoder_dim=16, decoder_conv_blocks=1, attention_blocks=1,
-                  attention_heads=2, n_fft=24, kmeans_init=False)
-    values.update(overrides)
-    return ModelConfig(**values)
+    return codec_config(**{"kmeans_init": False, **overrides})
 
 
 def tone(samples: int, seed: int = 0) -> torch.Tensor:
