@@ -132,3 +132,23 @@ def test_residual_units_add_in_place_with_the_same_bits_and_gradients():
         out.square().sum().backward()
         expected = torch.autograd.grad((x + unit.body(x)).square().sum(), x)[0]
         assert torch.equal(x.grad, expected)
+
+
+def test_activations_work_in_place_only_under_inference_mode_with_the_same_bits():
+    torch.manual_seed(0)
+    for activation in ("elu", "silu"):
+        codec = Codec(small_config(activation=activation, weight_norm=True)).eval()
+        x = tone(6 * 40)
+        with torch.no_grad():  # autograd off but not inference mode: nothing in place
+            expected = codec.encoder(x)
+        with torch.inference_mode():
+            kept = x.clone()
+            latent = codec.encoder(x)
+        assert torch.equal(latent, expected), activation
+        assert torch.equal(x, kept)  # the caller's input is never overwritten
+    # While autograd records, the gradient is computed as before (from the inputs).
+    unit_in = torch.randn(1, 4, 30, requires_grad=True)
+    act = codec.encoder.layers[1].body[2]
+    assert act.may_overwrite
+    out = act(unit_in)
+    assert out.data_ptr() != unit_in.data_ptr()

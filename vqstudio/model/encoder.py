@@ -17,13 +17,30 @@ from vqstudio.config import ModelConfig
 from vqstudio.errors import ConfigError
 
 
-def make_activation(name: str) -> nn.Module:
-    """``"elu"`` or ``"silu"`` as a module."""
-    if name == "elu":
-        return nn.ELU()
-    if name == "silu":
-        return nn.SiLU()
-    raise ConfigError(f"model.activation = {name!r} is unknown", "use 'elu' or 'silu'")
+class Activation(nn.Module):
+    """ELU or SiLU. With ``may_overwrite`` (its input is a fresh tensor nobody reads again) it
+    works in place under ``torch.inference_mode``: the same values without a new full-rate tensor.
+    Never in place while autograd records: the in-place backward computes the gradient from the
+    output instead of the input, which rounds differently."""
+
+    def __init__(self, name: str, may_overwrite: bool = False):
+        super().__init__()
+        if name not in ("elu", "silu"):
+            raise ConfigError(f"model.activation = {name!r} is unknown", "use 'elu' or 'silu'")
+        self.name = name
+        self.may_overwrite = may_overwrite
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inplace = self.may_overwrite and torch.is_inference_mode_enabled()
+        return F.elu(x, inplace=inplace) if self.name == "elu" else F.silu(x, inplace=inplace)
+
+    def extra_repr(self) -> str:
+        return self.name + (", may_overwrite" if self.may_overwrite else "")
+
+
+def make_activation(name: str, may_overwrite: bool = False) -> nn.Module:
+    """``"elu"`` or ``"silu"`` as a module (see :class:`Activation` for ``may_overwrite``)."""
+    return Activation(name, may_overwrite)
 
 
 def conv1d(
@@ -53,7 +70,7 @@ class ResidualUnit(nn.Module):
             make_activation(activation),
             conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation,
                    weight_norm=weight_norm),
-            make_activation(activation),
+            make_activation(activation, may_overwrite=True),  # a fresh conv output
             conv1d(channels, channels, 1, weight_norm=weight_norm),
         )
 
@@ -75,7 +92,7 @@ class Downsample(nn.Module):
     ):
         super().__init__()
         self.pad = (stride // 2, stride - stride // 2)
-        self.act = make_activation(activation)
+        self.act = make_activation(activation, may_overwrite=True)  # the previous layer's output
         self.conv = conv1d(in_channels, out_channels, 2 * stride, stride=stride, weight_norm=weight_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,7 +116,7 @@ class Encoder(nn.Module):
             layers += [ResidualUnit(channels, d, act, wn) for d in config.encoder_dilations]
             layers.append(Downsample(channels, 2 * channels, stride, act, wn))
             channels *= 2
-        layers.append(make_activation(act))
+        layers.append(make_activation(act, may_overwrite=True))
         layers.append(conv1d(channels, config.latent_dim, 3, padding=1, weight_norm=wn))
         self.layers = nn.Sequential(*layers)
 
