@@ -77,6 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=cmd_eval)
 
+    p = sub.add_parser("compare", help="measure several runs or checkpoints on the same clips, one table")
+    p.add_argument("refs", nargs="+", metavar="RUN[:CKPT]",
+                   help="a run folder, optionally :STEP, :best, :latest or :step-XXXXXXXX.pt")
+    p.add_argument("--data", required=True, help="folder of audio files (or a manifest) to measure on")
+    p.add_argument("--levels", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write one entry per run to this JSON file")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="per file, from its start")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("diagnose", help="name a run's distortions, their causes and the settings that fix them")
+    from vqstudio.diagnose.command import add_arguments as add_diagnose_arguments, run as cmd_diagnose
+
+    add_diagnose_arguments(p)
+    p.set_defaults(handler=cmd_diagnose)
+
     p = sub.add_parser("prepare", help="decode and resample a corpus once into memory-mapped shards")
     p.add_argument("data", help="folder of audio files, or a manifest (.txt, .jsonl, Lhotse .jsonl.gz)")
     p.add_argument("--out", required=True, help="new folder for the prepared dataset")
@@ -282,13 +298,9 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    import numpy as np
-
-    from vqstudio.audio import metrics
     from vqstudio.audio.corpus import scan_corpus
-    from vqstudio.audio.io import read_audio
-
-    from vqstudio.model.inference import check_levels, reconstruct
+    from vqstudio.experiments.corpus_eval import evaluate_on_corpus
+    from vqstudio.model.inference import check_levels
 
     config, model, device, step = _load_model(args.run, args.checkpoint, args.device)
     check_levels(args.levels, config.model.rvq_levels, "--levels")
@@ -296,25 +308,32 @@ def cmd_eval(args) -> int:
     corpus = scan_corpus(args.data, sr)
     for name, reason in corpus.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    rows, all_codes = [], []
-    for info in corpus.files:
-        wave = read_audio(info.path, sr, duration=args.max_seconds)
-        recon, codes = reconstruct(model, wave, args.levels, device=device, with_codes=True)
-        rows.append(metrics.evaluate_pair(wave, recon, sr))
-        all_codes.append(codes)
-    summary = metrics.aggregate(rows)
-    codes = np.concatenate(all_codes, axis=-1)
-    summary["codebook_entropy"] = metrics.codebook_entropy(codes, config.model.codebook_size)
-    summary["files"] = len(rows)
+    summary = evaluate_on_corpus(model, config, corpus.files, levels=args.levels,
+                                 max_seconds=args.max_seconds, device=device)
     summary["step"] = step
-    summary["levels"] = args.levels or config.model.rvq_levels
     print(format_eval_table(summary))
     if args.json:
-        from vqstudio.atomic import atomic_write_text
-
-        # JSON has no inf or nan (a silent reconstruction's noise floor is -inf): write null.
-        atomic_write_text(Path(args.json), json.dumps(_json_safe(summary), indent=2) + "\n")
+        _write_json(args.json, summary)
     return 0
+
+
+def cmd_compare(args) -> int:
+    from vqstudio.experiments.compare import compare, format_table
+
+    entries = compare(args.refs, args.data, levels=args.levels, max_seconds=args.max_seconds,
+                      device=args.device,
+                      on_skip=lambda name, reason: print(f"skipped {name}: {reason}", file=sys.stderr))
+    print(format_table(entries))
+    if args.json:
+        _write_json(args.json, entries)
+    return 0
+
+
+def _write_json(path: str, figures) -> None:
+    from vqstudio.atomic import atomic_write_text
+
+    # JSON has no inf or nan (a silent reconstruction's noise floor is -inf): write null.
+    atomic_write_text(Path(path), json.dumps(_json_safe(figures), indent=2) + "\n")
 
 
 def _json_safe(value):

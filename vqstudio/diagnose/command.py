@@ -1,0 +1,53 @@
+"""``vqstudio diagnose --run DIR [--checkpoint C] [--data DIR] [--json OUT] [--report OUT.html]``:
+the diagnosis of a run's checkpoint, printed as a ranked list, optionally written as JSON (``step``
+and ``findings``, each with ``id``, ``severity``, ``title``, ``evidence``, ``remedies``) and as one
+self-contained HTML page. Bad input is a :class:`~vqstudio.errors.UserError` (one line, exit 2);
+no file is written unless the diagnosis succeeded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vqstudio.atomic import atomic_write_text
+from vqstudio.errors import UserError
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", required=True, help="the run folder to diagnose")
+    p.add_argument("--checkpoint", default=None,
+                   help="a step, best, latest (the default) or a step-XXXXXXXX.pt file of the run")
+    p.add_argument("--data", default=None,
+                   help="folder of audio to diagnose on (default: the run corpus's validation files)")
+    p.add_argument("--json", default=None, help="write the findings to this JSON file")
+    p.add_argument("--report", default=None, help="write a self-contained HTML report here")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="of each clip, from its start")
+    p.add_argument("--clips", type=int, default=3, help="at most this many clips")
+
+
+def run(args) -> int:
+    from vqstudio.diagnose.report import format_text, write_html
+    from vqstudio.diagnose.runner import diagnose
+
+    for option, path, suffix in (("--json", args.json, ".json"), ("--report", args.report, ".html")):
+        if path and not Path(path).parent.is_dir():
+            raise UserError(f"{option} {path}: the folder {Path(path).parent} does not exist",
+                            "create it first or write somewhere else")
+    if args.clips < 1 or not (args.max_seconds > 0):
+        raise UserError("--clips and --max-seconds must be positive", "e.g. --clips 3 --max-seconds 10")
+    ref = args.run if args.checkpoint is None else f"{args.run}:{args.checkpoint}"
+    if args.checkpoint is not None and not Path(args.run).is_dir():
+        raise UserError(f"{args.run}: no such run folder", "check the path (a folder holding config.toml)")
+    clips = None
+    if args.data is not None:
+        from vqstudio.diagnose.runner import validation_files
+        from vqstudio.experiments.checkpoint_ref import resolve_ref
+
+        clips = validation_files(resolve_ref(ref).config, args.data)[: args.clips]
+    diagnosis = diagnose(ref, clips, max_seconds=args.max_seconds, max_clips=args.clips)
+    print(format_text(diagnosis))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(diagnosis.to_dict(), indent=2) + "\n")
+    if args.report:
+        write_html(diagnosis, args.report)
+    return 0
