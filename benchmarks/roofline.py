@@ -57,7 +57,7 @@ def peak_gmacs() -> dict[str, float]:
 
 
 def counted_macs(module: nn.Module, *args) -> float:
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+    with FlopCounterMode(display=False) as counter, torch.no_grad():  # weight norm fails under inference_mode here
         module(*args)
     return counter.get_total_flops() / 2
 
