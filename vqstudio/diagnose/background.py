@@ -86,7 +86,10 @@ def frame_rate_buzz(subject: Subject) -> list[Finding]:
     measured = {n: c for n, c in combs.items() if not c.reason}
     if not measured:
         raise NotMeasured(next(iter(combs.values())).reason)
-    name, peak = worst({n: c.audible_max_db for n, c in measured.items()})
+    audible = {n: c.audible_max_db for n, c in measured.items()}
+    if not any(math.isfinite(v) for v in audible.values()):
+        return []  # every harmonic is below INAUDIBLE_DBFS: nothing to hear
+    name, peak = worst(audible)
     comb = measured[name]
     if comb.above_threshold < BUZZ_MIN_HARMONICS or peak < BUZZ_WARN_DB:
         return []
