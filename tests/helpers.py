@@ -89,3 +89,14 @@ def one_line_error(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+def train_tiny_run(root: Path, name: str = "r", steps: int = 8, checkpoint_every: int = 4) -> tuple[Path, Path]:
+    """``vqstudio train`` a TINY run on two generated clips under ``root``, a checkpoint every
+    ``checkpoint_every`` steps; returns (run folder, corpus folder)."""
+    corpus = write_corpus(root / "corpus", files=2)
+    run = root / name
+    result = run_cli("train", "--data", str(corpus), "--run", str(run), "--steps", str(steps), *tiny_sets(),
+                     "--set", f"train.checkpoint_every={checkpoint_every}")
+    assert result.returncode == 0, result.stderr
+    return run, corpus

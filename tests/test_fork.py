@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import one_line_error, run_cli, tiny_sets, write_corpus
+from helpers import one_line_error, run_cli, train_tiny_run
 from vqstudio.config import load_config
 from vqstudio.experiments.fork import fork_run
 from vqstudio.train.checkpoint import load_checkpoint
@@ -19,12 +19,7 @@ TERMS = ["total", "waveform_mse", "codebook", "commitment", "mel_l1/256", "mel_l
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory):
     """A run trained to step 8 with checkpoints at 4 and 8."""
-    corpus = write_corpus(tmp_path_factory.mktemp("corpus"), files=2)
-    run = tmp_path_factory.mktemp("runs") / "parent"
-    result = run_cli("train", "--data", str(corpus), "--run", str(run), "--steps", "8", *tiny_sets(),
-                     "--set", "train.checkpoint_every=4")
-    assert result.returncode == 0, result.stderr
-    return run
+    return train_tiny_run(tmp_path_factory.mktemp("runs"), "parent")[0]
 
 
 

@@ -1,0 +1,108 @@
+"""Compare runs and checkpoints by number: ``vqstudio compare RUN[:CKPT] RUN[:CKPT] ... --data DIR``.
+
+Every checkpoint is measured on the same clips (the corpus is scanned once; each model reads them
+at its own sample rate) by :func:`~vqstudio.experiments.corpus_eval.evaluate_on_corpus`, the
+function ``vqstudio eval`` uses, so the two commands agree. :func:`format_table` prints one row
+per checkpoint and one column per figure, the best in each column marked with ``*`` (which way is
+better is :data:`FIGURES`'s). Every reference is resolved before any model is run: a bad one
+costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from vqstudio.audio.corpus import scan_corpus
+from vqstudio.errors import UserError
+from vqstudio.experiments.checkpoint_ref import resolve_ref
+from vqstudio.experiments.corpus_eval import evaluate_on_corpus, load_model
+from vqstudio.model.inference import check_levels
+
+# (key in an entry, column heading, +1 if higher is better, -1 if lower is)
+FIGURES: list[tuple[str, str, int]] = [
+    ("si_sdr_db", "SI-SDR dB", +1),
+    ("mel_distance", "mel", -1),
+    ("mrstft_distance", "MR-STFT", -1),
+    ("noise_floor_dbfs", "floor dBFS", -1),  # the reconstruction's level in the original's silences
+    ("pesq", "PESQ", +1),
+    ("stoi", "STOI", +1),
+    ("codebook_entropy_mean", "entropy", +1),  # mean over levels of entropy / log K
+]
+BAND_PREFIX = "band_error_db/"  # one column per band of band_error_db, lower is better
+
+
+def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
+            max_seconds: float | None = 30.0, device: str = "cpu",
+            on_skip: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
+    """One entry per reference: ``run``, ``checkpoint``, ``step`` and the eval figures."""
+    if not refs:
+        raise UserError("compare needs at least one run", "name runs as RUN or RUN:STEP|best|latest")
+    resolved = [resolve_ref(text) for text in refs]
+    for ref in resolved:
+        check_levels(levels, ref.config.model.rvq_levels, "--levels")
+    corpus = scan_corpus(data, resolved[0].config.model.sample_rate)
+    for name, reason in corpus.skipped:
+        if on_skip is not None:
+            on_skip(name, reason)
+    entries = []
+    for ref in resolved:
+        model, step = load_model(ref, device)
+        summary = evaluate_on_corpus(model, ref.config, corpus.files, levels=levels,
+                                     max_seconds=max_seconds, device=device)
+        entries.append({"run": str(ref.run.path), "checkpoint": ref.path.name, "step": step, **summary})
+    return entries
+
+
+def _columns(entries: Sequence[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    columns = [c for c in FIGURES if any(_value(e, c[0]) is not None for e in entries)]
+    bands = list(dict.fromkeys(b for e in entries for b in e.get("band_error_db", {})))
+    return columns + [(BAND_PREFIX + b, f"band {b} dB", -1) for b in bands]
+
+
+def _value(entry: dict[str, Any], key: str) -> float | None:
+    if key == "codebook_entropy_mean":
+        levels = entry.get("codebook_entropy") or []
+        value = sum(levels) / len(levels) if levels else None
+    elif key.startswith(BAND_PREFIX):
+        value = entry.get("band_error_db", {}).get(key[len(BAND_PREFIX):])
+    else:
+        value = entry.get(key)
+    if value is None or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def best_rows(entries: Sequence[dict[str, Any]], key: str, better: int) -> set[int]:
+    """Indices of the entries with the best value of ``key`` (ties all marked; none when every
+    value is the same)."""
+    values = {i: v for i, e in enumerate(entries) if (v := _value(e, key)) is not None}
+    if len(set(values.values())) < 2:  # one value, or all equal: nothing stands out
+        return set()
+    best = max(v * better for v in values.values())
+    return {i for i, v in values.items() if v * better == best}
+
+
+def label(entry: dict[str, Any]) -> str:
+    return f"{Path(entry['run']).name}:{entry['step']}"
+
+
+def format_table(entries: Sequence[dict[str, Any]]) -> str:
+    """One row per entry, one column per figure; ``*`` marks the best in each column."""
+    columns = _columns(entries)
+    names = [label(e) + (" (best.pt)" if e.get("checkpoint") == "best.pt" else "") for e in entries]
+    first = max(len("run:step"), *(len(n) for n in names)) + 2
+    widths = [max(len(heading), 8) + 2 for _, heading, _ in columns]
+    lines = ["run:step".ljust(first) + "".join(h.rjust(w) for (_, h, _), w in zip(columns, widths))]
+    marks = {key: best_rows(entries, key, better) for key, _, better in columns}
+    for i, (entry, name) in enumerate(zip(entries, names)):
+        cells = []
+        for (key, _, _), width in zip(columns, widths):
+            value = _value(entry, key)
+            text = "-" if value is None else f"{value:.3f}" + ("*" if i in marks[key] else " ")
+            cells.append(text.rjust(width))
+        lines.append(name.ljust(first) + "".join(cells))
+    lines.append(f"{entries[0]['files']} clip(s) each; * the best in its column (higher is better for "
+                 "SI-SDR, PESQ, STOI and entropy, lower for the others)")
+    return "\n".join(lines)
