@@ -14,6 +14,7 @@ mailbox can ask), :mod:`~vqstudio.train.state` (what a checkpoint holds),
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -27,17 +28,19 @@ from vqstudio.errors import UserError
 from vqstudio.model import Codec
 from vqstudio.model.inference import reconstruct
 from vqstudio.train.balancer import Balancer
-from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from vqstudio.train.checkpoint import save_checkpoint
 from vqstudio.train.commands import run_command
 from vqstudio.train.data import TrainingData
 from vqstudio.train.device import cap_cpu_threads, pick_device
 from vqstudio.train.evaluation import codebook_figures, validation_distance
 from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
+from vqstudio.train.nonfinite import on_nonfinite
 from vqstudio.train.report import StepReport, metrics_row
 from vqstudio.train.rollback import BufferRollback
 from vqstudio.train.run_lock import RunLock
-from vqstudio.train.runfolder import VALIDATION_COLUMN, EventLog, MetricsWriter, RunFolder, metric_columns
+from vqstudio.train.run_open import open_run_folder
+from vqstudio.train.runfolder import RunFolder
 from vqstudio.train.schedule import learning_rate
 from vqstudio.train.settings import apply_setting
 from vqstudio.train.state import copied, load_trainer_state, trainer_state
@@ -98,10 +101,12 @@ class Trainer:
         self._nonfinite_run = 0
         self._good_state: dict[str, Any] | None = None
         self._pending_events: list[dict[str, Any]] = []
+        self._event_tags: dict[str, Any] = {}  # added to every event (tagged_events)
+        self.events_recorded = 0
         self._results: list[dict[str, Any]] = []
         self._last_save = time.monotonic()
         self.writer = self.events = None
-        self._open_run(resuming)
+        self.steering = open_run_folder(self, resuming)  # train/run_open.py
 
     def _build_model(self, config: Config, wrap) -> None:
         """The codec, its losses (and discriminators), the balancer and the optimizers."""
@@ -119,32 +124,6 @@ class Trainer:
             )
         self.balancer = Balancer()
         self._rollback = BufferRollback(self.model)
-
-    def _open_run(self, resuming: bool) -> None:
-        """Create or resume the run folder (rank 0 writes) and log how the run began."""
-        config = self.config
-        if self.run is not None and self.rank == 0 and not resuming:
-            RunFolder.create(self.run.path, config)
-        resumed_from = None
-        if resuming:
-            resumed_from = latest_checkpoint(self.run.checkpoint_dir)
-            if resumed_from is not None:
-                self.load_state(load_checkpoint(resumed_from, map_location=self.device))
-        if self.run is None or self.rank != 0:
-            return
-        lost, aside = self.run.set_aside_after(self.step_count) if resuming else (0, None)
-        columns = metric_columns(config, [*self.losses.logged_parts(), VALIDATION_COLUMN])
-        self.writer = MetricsWriter(self.run.metrics_path, columns)
-        self.events = EventLog(self.run.events_path)
-        if resuming:
-            self.record_event("resume", file=resumed_from.name if resumed_from else None, lost_steps=lost,
-                              rolled_back=aside.name if aside is not None else None)
-        else:
-            self.record_event("start", preset=config.preset, device=str(self.device))
-        for name, reason in self.data.skipped:
-            self.record_event("skipped_file", file=name, reason=reason)
-        if self.lock is not None and self.lock.taken_over:
-            self.record_event("lock_taken_over", note=self.lock.taken_over)
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -220,7 +199,7 @@ class Trainer:
             if every and self.step_count % every == 0:
                 self.replace_dead_codes(automatic=True)
         else:
-            self._on_nonfinite()
+            on_nonfinite(self)
             if not names:  # a skipped step reports its terms, to show which one went wrong
                 names = list(terms)
                 values = values[: len(checks)] + torch.stack([terms[n].detach().float() for n in names]).tolist()
@@ -310,6 +289,7 @@ class Trainer:
         their events and results wait for :meth:`drain`."""
         if self.lock is not None:
             self.lock.beat()  # the heartbeat others read in trainer.lock; mostly a clock read
+        self.steering.serve(self)  # control.jsonl: changes from other processes (train/steering.py)
         settings, commands = self.mailbox.take()
         for name, value in settings.items():
             apply_setting(self, name, value)
@@ -328,28 +308,6 @@ class Trainer:
         replaced = self.model.quantizer.replace_dead_codes()
         if not automatic or any(replaced):
             self.record_event("replace_dead_codes", replaced=list(replaced), automatic=automatic, id=id)
-
-    def _on_nonfinite(self) -> None:
-        self._rollback.restore()  # what the forward changed outside the optimizer (EMA codebooks)
-        self._nonfinite_run += 1
-        self.record_event("nonfinite_skip", consecutive=self._nonfinite_run)
-        if self._nonfinite_run >= self.config.train.max_nonfinite:
-            restored = self._restore_last_good()
-            self.lr_scale *= 0.5
-            self._nonfinite_run = 0
-            self.record_event("restored", file=restored, lr_scale=self.lr_scale)
-
-    def _restore_last_good(self) -> str | None:
-        """The latest checkpoint (or the in-memory one without a run folder) back, keeping the
-        halved learning-rate scale; returns what was restored, or None."""
-        ckpt = latest_checkpoint(self.run.checkpoint_dir) if self.run is not None else None
-        state = load_checkpoint(ckpt, map_location=self.device) if ckpt is not None else self._good_state
-        if state is None:
-            return None
-        scale = self.lr_scale
-        self.load_state(state)
-        self.lr_scale = scale
-        return ckpt.name if ckpt is not None else "memory"
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -402,12 +360,23 @@ class Trainer:
     def record_event(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Log an event at the current step (events.jsonl with a run folder); it is handed out by
         the next :meth:`drain` (and so in the next report)."""
+        fields = {**fields, **self._event_tags}
+        self.events_recorded += 1
         if self.events is not None:
             event = self.events.write(kind, self.step_count, **fields)
         else:
             event = {"kind": kind, "step": self.step_count, "time": time.time(), **fields}
         self._pending_events.append(event)
         return event
+
+    @contextlib.contextmanager
+    def tagged_events(self, **tags: Any):
+        """Every event recorded inside carries ``tags`` (a control line's id, its source)."""
+        saved, self._event_tags = self._event_tags, {**self._event_tags, **tags}
+        try:
+            yield
+        finally:
+            self._event_tags = saved
 
     def close(self) -> None:
         self.data.close()

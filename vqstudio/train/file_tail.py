@@ -1,0 +1,56 @@
+"""Whole lines appended to a file by another process, read from the last byte offset.
+
+The writers of a run folder append whole lines and flush (``runfolder.py``), but a reader can
+still catch a line half written, or a file that a resume rewrote (``RunFolder.set_aside_after``
+replaces ``metrics.csv`` and ``events.jsonl`` atomically: a new inode, often shorter). So:
+
+- each :meth:`FileTail.read` stats the file first; when neither its size nor its identity moved
+  it reads nothing (a few microseconds);
+- only complete lines are returned; bytes after the last newline stay unread and are read again,
+  whole, once their newline arrives (:attr:`FileTail.partial` says whether some are waiting);
+- a file that got shorter, or is another file now (device and inode), is read again from the
+  start and :meth:`read` says so (``restarted``), so the reader can forget what it had.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class FileTail:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.offset = 0  # bytes of whole lines already returned
+        self.partial = 0  # bytes after the last newline seen (a line being written)
+        self._identity: tuple[int, int] | None = None
+        self._size = -1
+
+    def read(self) -> tuple[list[bytes], bool]:
+        """``(new whole lines without their newline, restarted)``; a missing file reads as none
+        (and, if it was there before, as a restart)."""
+        try:
+            st = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            restarted = self._identity is not None
+            self._identity, self.offset, self.partial, self._size = None, 0, 0, -1
+            return [], restarted
+        identity = (st.st_dev, st.st_ino)
+        restarted = False
+        if identity != self._identity or st.st_size < self.offset + self.partial:
+            restarted = self._identity is not None
+            self._identity, self.offset, self.partial = identity, 0, 0
+        elif st.st_size == self._size:
+            return [], False
+        self._size = st.st_size
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(max(0, st.st_size - self.offset))
+        except OSError:
+            return [], restarted
+        end = data.rfind(b"\n") + 1
+        self.partial = len(data) - end
+        lines = data[:end].split(b"\n")[:-1] if end else []
+        self.offset += end
+        return lines, restarted
