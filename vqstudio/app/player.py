@@ -9,6 +9,8 @@ renders straight into PortAudio's buffer and publishes the new state with one at
 assignment. The callback never takes a lock and allocates only a block's worth of temporaries;
 resampling, residuals and loudness gains are prepared on the caller's thread.
 
+The buffers it holds and publishes (residual, loudness gains) are
+:mod:`vqstudio.app.player_sources`; opening the stream is :mod:`vqstudio.app.output_stream`.
 No Qt here: the GUI wraps the player. Finding the device is :mod:`vqstudio.app.audio_device`:
 without a PortAudio library or an output device the player is :attr:`ABPlayer.available`
 ``False`` with a readable :attr:`ABPlayer.unavailable_reason`, and every method is a harmless
@@ -17,18 +19,17 @@ no-op.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import replace
 from functools import partial
-from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from vqstudio.app.audio_device import find_output
+from vqstudio.app.output_stream import open_output_stream
 from vqstudio.app.playback_engine import (
     CROSSFADE_S,
     ORIGINAL,
@@ -36,8 +37,6 @@ from vqstudio.app.playback_engine import (
     RESIDUAL,
     PlaybackState,
     fade_frames_for,
-    fit_length,
-    loudness_gains,
     prepare_buffer,
     render,
     replace_sources,
@@ -47,6 +46,7 @@ from vqstudio.app.playback_engine import (
     set_playing,
     toggle_playing,
 )
+from vqstudio.app.player_sources import SourceBuffers
 from vqstudio.errors import DeviceError
 
 # The callback competes for the GIL with the training thread (whose Python parts hold it for up to
@@ -90,6 +90,10 @@ class ABPlayer:
         self.frames_played = 0
         self.callback_errors = 0
         self.last_callback_error = ""
+        # The longest wall-clock time between the starts of two callbacks while playing: near the
+        # block length when nothing held the callback up (a gap shows here before it is heard).
+        self.longest_callback_gap_s = 0.0
+        self._last_callback_at = 0.0
 
         self._device = device
         self._latency = latency
@@ -104,11 +108,9 @@ class ABPlayer:
         self._closing = False
         self._rate = 0
         self._clip_rate = 0
-        self._buffers: dict[str, np.ndarray] = {}
-        self._residual: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._buffers = SourceBuffers()
         self._selected = ORIGINAL
         self._previous: str | None = None
-        self._loudness_match = False
 
         self._probe()
         if self.available and sample_rate:
@@ -132,39 +134,19 @@ class ABPlayer:
 
     def _open(self, clip_rate: int) -> None:
         """Open and start the stream (under the control lock); on failure become unavailable."""
-        sd = self._sd
-        channels = min(2, int(self._device_info["max_output_channels"]))
-        rate = clip_rate
         try:
-            sd.check_output_settings(
-                self._device, channels=channels, dtype="float32", samplerate=rate
+            stream, rate, channels = open_output_stream(
+                self._sd, self._device, self._device_info, clip_rate, latency=self._latency,
+                callback=self._callback, finished_callback=self._on_finished,
+                gil_switch_interval=self._gil_switch_interval,
             )
-        except Exception:
-            rate = int(round(self._device_info["default_samplerate"]))
+        except DeviceError as error:
+            self.unavailable_error, self.unavailable_reason = error, str(error)
+            self.available = False
+            return
         self._state = replace(
             self._state, fade_frames=fade_frames_for(rate, self._fade_s), channels=channels
         )
-        wanted = self._gil_switch_interval
-        if wanted and sys.getswitchinterval() > wanted:
-            sys.setswitchinterval(wanted)
-        try:
-            stream = sd.OutputStream(
-                samplerate=rate,
-                channels=channels,
-                dtype="float32",
-                device=self._device,
-                latency=self._latency,
-                callback=self._callback,
-                finished_callback=self._on_finished,
-            )
-            stream.start()
-        except Exception as exc:
-            name = self._device_info.get("name", self._device)
-            self._fail(
-                f"Audio output device {name!r} could not be opened at {rate} Hz ({exc})",
-                "close other programs using it or choose another device",
-            )
-            return
         self._rate = rate
         self._stream = stream
 
@@ -172,10 +154,15 @@ class ABPlayer:
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         try:
+            now = time.perf_counter()
             self.callbacks += 1
             if status.output_underflow:
                 self.underflows += 1
             state = self._state
+            if state.playing and self._last_callback_at:
+                self.longest_callback_gap_s = max(self.longest_callback_gap_s,
+                                                  now - self._last_callback_at)
+            self._last_callback_at = now
             mailbox = self._mailbox
             while mailbox:
                 state = mailbox.popleft()(state)
@@ -206,28 +193,8 @@ class ABPlayer:
             self._state = op(self._state)
 
     def _publish_sources(self) -> None:
-        buffers = dict(self._buffers)
-        if ORIGINAL in buffers and RECONSTRUCTION in buffers:
-            # Reuse the residual while its halves are unchanged: a new array would make the voice
-            # playing it crossfade to an identical copy.
-            halves = (buffers[ORIGINAL], buffers[RECONSTRUCTION])
-            cached = self._residual
-            if cached is None or cached[0] is not halves[0] or cached[1] is not halves[1]:
-                residual = np.subtract(*halves)
-                residual.flags.writeable = False
-                self._residual = cached = (*halves, residual)
-            buffers[RESIDUAL] = cached[2]
-        if self._loudness_match:
-            gains = loudness_gains(buffers)
-        else:
-            gains = dict.fromkeys(buffers, 1.0)
-        self._post(
-            partial(
-                replace_sources,
-                sources=MappingProxyType(buffers),
-                gains=MappingProxyType(gains),
-            )
-        )
+        sources, gains = self._buffers.published()
+        self._post(partial(replace_sources, sources=sources, gains=gains))
 
     def set_clip(self, original: Any, reconstruction: Any | None, sample_rate: int) -> None:
         """Replace the clip: ``original`` and optional ``reconstruction`` ([T], same rate); the
@@ -251,7 +218,7 @@ class ABPlayer:
             )
         with self._lock:
             self._clip_rate = int(sample_rate)
-            self._buffers = buffers
+            self._buffers.replace_all(buffers)
             self._publish_sources()
 
     def set_source_buffer(self, name: str, samples: Any, sample_rate: int | None = None) -> None:
@@ -264,17 +231,21 @@ class ABPlayer:
         with self._lock:
             if not self._clip_rate:
                 raise RuntimeError("set_clip() must come before set_source_buffer()")
-            rate, length = self._rate, self._buffers[ORIGINAL].shape[0]
+            rate, length = self._rate, self._buffers.length
             from_rate = int(sample_rate or self._clip_rate)
         buffer = prepare_buffer(samples, from_rate, rate, None if name == ORIGINAL else length)
         with self._lock:
-            self._buffers[name] = buffer
-            if name == ORIGINAL:
-                self._buffers = {
-                    k: (v if k == ORIGINAL else fit_length(v, buffer.shape[0]))
-                    for k, v in self._buffers.items()
-                }
+            self._buffers.put(name, buffer)
             self._publish_sources()
+
+    def drop_source(self, name: str) -> None:
+        """Forget the buffer ``name`` (a checkpoint no longer chosen); if it is the one heard, it
+        fades to silence at the same playhead until it comes back or another is selected."""
+        if not self.available:
+            return
+        with self._lock:
+            if self._buffers.drop(name):
+                self._publish_sources()
 
     def play(self) -> None:
         """Start playing from the playhead (from the start if at the end), fading in."""
@@ -330,15 +301,15 @@ class ABPlayer:
     @property
     def loudness_match(self) -> bool:
         """Whether each source plays at a gain matching its RMS to the original's (≤ +12 dB)."""
-        return self._loudness_match
+        return self._buffers.loudness_match
 
     @loudness_match.setter
     def loudness_match(self, value: bool) -> None:
         if not self.available:
             return
         with self._lock:
-            if bool(value) != self._loudness_match:
-                self._loudness_match = bool(value)
+            if bool(value) != self._buffers.loudness_match:
+                self._buffers.loudness_match = bool(value)
                 if self._buffers:
                     self._publish_sources()
 

@@ -4,19 +4,15 @@ Pick a clip (the training probe, a corpus file, or an audio file dropped on the 
 switch between the original (A), the reconstruction (B) and their residual (R) at the same
 playhead, loop a region of the waveform, match loudness, and decode with only the first k
 quantizer levels. Reconstructions of anything but the latest probe are asked of the training
-worker (``worker.command("reconstruct", ...)``), which runs them between steps with the current
-weights; the answers come back on ``worker.result`` and are matched by id, so a late answer for a
-clip no longer shown is dropped.
+worker between steps (``reconstruction_requests``: answers matched by id, a late one for a clip
+no longer shown dropped).
 
 Keys (while the panel has focus): Space or P play/pause, A / B / R pick a source, Tab goes back to
-the source heard before. The panel takes Space before any window-wide shortcut does (it accepts
-the ShortcutOverride), so Space means "play" here and "train" elsewhere.
-
-Its parts: the clip (``audition_clip``), the requests to the worker (``reconstruction_requests``),
-the transport row and its keys (``audition_transport``) and the read-outs (``audition_readouts``).
-
-Receiving and drawing are apart: ``refresh()`` (the window's 30 Hz timer) moves the playhead line
-and, only when the store's version moved, picks up a new probe or run information.
+the source heard before. The panel accepts the ShortcutOverride for Space, so Space means "play"
+here and "train" elsewhere. Its parts: ``audition_clip``, ``reconstruction_requests``,
+``audition_transport`` (the transport row and its keys), ``audition_readouts``. ``refresh()`` (the
+window's 30 Hz timer) moves the playhead line and, only when the store's version moved, picks up
+a new probe or run information.
 """
 
 from __future__ import annotations
@@ -30,17 +26,15 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from vqstudio.app import theme
 from vqstudio.app.notices import notice_label, show_notice
-from vqstudio.app.panels.audition_clip import Clip, list_audio, read_clip
+from vqstudio.app.panels.audition_clip import Clip, data_folder, list_audio, read_clip
 from vqstudio.app.panels.audition_readouts import levels_text, status_text
 from vqstudio.app.panels.audition_transport import BACK, PLAY, SOURCE_COLORS, Transport, transport_key
 from vqstudio.app.panels.clip_chooser import OPEN_FILE, PROBE, ClipChooser, ask_for_audio_file
 from vqstudio.app.panels.levels_box import LevelsBox
 from vqstudio.app.panels.reconstruction_requests import ReconstructionRequests
 from vqstudio.app.panels.waveform import WaveformView
-from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL, fit_length
-from vqstudio.audio.io import resample
+from vqstudio.app.playback_engine import RECONSTRUCTION
 from vqstudio.errors import UserError
-from vqstudio.resources import demo_dir
 
 # A file is reconstructed again as training moves on, but not more often than this: a 20 s clip
 # through a large model costs the training thread real time.
@@ -172,18 +166,10 @@ class AuditionPanel(QWidget):
         self.clip_box.name_probe(info.get("probe_file"))
         if info:
             files = info.get("corpus_files")
-            folder = self._data_folder()
-            self.clip_box.add_files(files if files is not None else list_audio(folder) if folder else [])
+            self.clip_box.add_files(list_audio(self._data_folder()) if files is None else files)
 
     def _data_folder(self) -> Path | None:
-        """The run's audio folder (the demo corpus by default); None if that is missing."""
-        info = self._seen_info or {}
-        if info.get("data"):
-            return Path(info["data"])
-        try:
-            return demo_dir()
-        except UserError:  # a damaged install: no demo files to list, the rest works
-            return None
+        return data_folder(self._seen_info or {})
 
     def _sync_probe(self) -> None:
         probe = getattr(self.store, "probe", None) or None
@@ -305,28 +291,20 @@ class AuditionPanel(QWidget):
         request = self.requests.answered(result, self.clip)
         if request is None:
             return
-        clip, levels = request.clip, request.levels
-        if result.get("error") or result.get("audio") is None:
-            problem = result.get("error") or "the worker sent no audio"
-            show_notice(self.notice, f"Reconstruction failed: {problem}", "error")
-            self._show_status()
-            return
-        rate = int(result.get("sample_rate") or self._model_rate or clip.rate)
-        about = f"step {result.get('step', '?')}"
-        if levels is not None:
-            about += f", {levels} of {self.levels_box.count} levels"
-        audio = np.asarray(result["audio"], dtype=np.float32).reshape(-1)
-        self._take_reconstruction(clip, audio, rate, about)
+        try:
+            audio, rate, about = self.requests.read(result, request, self._model_rate,
+                                                    self.levels_box.count)
+        except UserError as error:
+            show_notice(self.notice, str(error), "error")
+        else:
+            self._take_reconstruction(request.clip, audio, rate, about)
         self._show_status()
 
     def _take_reconstruction(self, clip: Clip, audio: np.ndarray, rate: int, about: str) -> None:
         """Swap a reconstruction in at the same playhead (the player crossfades to it)."""
         if self.transport.ok:
             self.player.set_source_buffer(RECONSTRUCTION, audio, sample_rate=rate)
-        if rate != clip.rate:
-            audio = resample(audio, rate, clip.rate)
-        clip.reconstruction = np.array(fit_length(audio, clip.original.shape[0]))
-        clip.about = about
+        clip.reconstruction, clip.about = clip.fitted(audio, rate), about
         self._redraw()
 
     def _on_levels(self, levels: int | None) -> None:
@@ -383,21 +361,17 @@ class AuditionPanel(QWidget):
         action = transport_key(event)
         if action is None:
             return super().event(event)
-        if kind == QEvent.Type.KeyPress:
-            # Handled before QWidget.event would turn Tab into a focus change.
-            if action == PLAY:
-                if not event.isAutoRepeat():
-                    self.toggle_playback()
-            elif action == BACK:
+        if kind == QEvent.Type.KeyPress:  # before QWidget.event would turn Tab into a focus change
+            if action == BACK:
                 self.toggle_last_source()
-            else:
+            elif action != PLAY:
                 self.select_source(action)
+            elif not event.isAutoRepeat():
+                self.toggle_playback()
         # A ShortcutOverride accepted: ours while the panel has focus, even if the window binds
         # Space to training.
         event.accept()
         return True
-
-        return super().event(event)
 
     # -- read-outs ------------------------------------------------------------------------------
 
@@ -406,9 +380,8 @@ class AuditionPanel(QWidget):
         if clip is None:
             self.waveform.show(None, None, 1, theme.ORIGINAL_COLOR)
         else:
-            front = {ORIGINAL: clip.original, RECONSTRUCTION: clip.reconstruction,
-                     RESIDUAL: clip.residual}[self.selected]
-            self.waveform.show(clip.original, front, clip.rate, SOURCE_COLORS[self.selected])
+            self.waveform.show(clip.original, clip.source(self.selected), clip.rate,
+                               SOURCE_COLORS[self.selected])
         self._update_levels_label()
 
     def _update_levels_label(self) -> None:

@@ -3,13 +3,15 @@ audio file becomes one (the first ~20 s, read at the model's rate). No Qt here."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vqstudio.audio.io import READ_SUFFIXES, audio_info, read_audio
+from vqstudio.app.playback_engine import fit_length
+from vqstudio.audio.io import READ_SUFFIXES, audio_info, read_audio, resample
 from vqstudio.errors import UserError
+from vqstudio.resources import demo_dir
 
 MAX_CLIP_S = 20.0
 MAX_LISTED_FILES = 500  # a huge corpus lists its first files; any file can still be opened
@@ -26,6 +28,8 @@ class Clip:
     rate: int
     reconstruction: np.ndarray | None = None
     about: str = ""  # where the reconstruction came from: "step 1200, 2 of 4 levels"
+    # other sources at ``rate``, fitted to the original (checkpoints, denoised): name -> [T]
+    sources: dict = field(default_factory=dict)
 
     @property
     def is_probe(self) -> bool:
@@ -36,6 +40,19 @@ class Clip:
         if self.reconstruction is None:
             return None
         return self.original - self.reconstruction
+
+    def source(self, name: str) -> np.ndarray | None:
+        """The samples of source ``name`` as the view shows them (None: not known yet)."""
+        if name in ("original", "reconstruction", "residual"):
+            return getattr(self, name)
+        return self.sources.get(name)
+
+    def fitted(self, audio: np.ndarray, rate: int) -> np.ndarray:
+        """``audio`` [T] at ``rate`` as a source of this clip: at its rate, as long as the
+        original."""
+        if rate != self.rate:
+            audio = resample(audio, rate, self.rate)
+        return np.array(fit_length(np.asarray(audio, dtype=np.float32), self.original.shape[0]))
 
     @property
     def seconds(self) -> float:
@@ -65,8 +82,10 @@ def read_clip(path: str | Path, rate: int | None) -> tuple[Clip, str]:
 
 def list_audio(folder: Path) -> list[str]:
     """Audio files under ``folder`` by path (hidden ones skipped), at most MAX_LISTED_FILES;
-    nothing if it cannot be read."""
+    nothing if it cannot be read (or ``folder`` is None)."""
     found: list[str] = []
+    if folder is None:
+        return found
     try:
         for path in sorted(folder.rglob("*")):
             parts = path.relative_to(folder).parts
@@ -78,3 +97,14 @@ def list_audio(folder: Path) -> list[str]:
         pass
     return found
 
+
+
+def data_folder(info: dict) -> Path | None:
+    """The run's audio folder (``info["data"]``; the demo corpus by default); None if that is
+    missing."""
+    if info.get("data"):
+        return Path(info["data"])
+    try:
+        return demo_dir()
+    except UserError:  # a damaged install: no demo files to list, the rest works
+        return None

@@ -18,6 +18,7 @@ import numpy as np
 
 from vqstudio.app.panels.audition_clip import Clip
 from vqstudio.audio.io import resample
+from vqstudio.errors import UserError
 
 RECONSTRUCT_TAG = "audition"
 
@@ -69,3 +70,17 @@ class ReconstructionRequests:
     def idle_for(self, seconds: float) -> bool:
         """Whether nothing is outstanding and the last request is at least ``seconds`` old."""
         return self.pending is None and time.monotonic() - self.asked_at >= seconds
+
+    @staticmethod
+    def read(result: dict, request: Request, model_rate: int, max_levels: int) -> tuple[np.ndarray, int, str]:
+        """``(audio [T], its rate, what it is: "step 1200, 2 of 4 levels")`` from the worker's
+        answer to ``request``; a UserError saying why when it carries none."""
+        if result.get("error") or result.get("audio") is None:
+            problem = result.get("error") or "the worker sent no audio"
+            raise UserError(f"Reconstruction failed: {problem}",
+                            "try again, or choose another clip or fewer levels")
+        rate = int(result.get("sample_rate") or model_rate or request.clip.rate)
+        about = f"step {result.get('step', '?')}"
+        if request.levels is not None:
+            about += f", {request.levels} of {max_levels} levels"
+        return np.asarray(result["audio"], dtype=np.float32).reshape(-1), rate, about
