@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from vqstudio.app.growable_array import GrowableArray
+from vqstudio.experiments.run_history import RunHistory, audio_per_step, read_history
 from vqstudio.train.run_info import config_info
 from vqstudio.train.runfolder import VALIDATION_COLUMN, RunFolder
 
@@ -60,6 +61,10 @@ class RunStore(QObject):
         self.current_elapsed = 0.0
         self.steps_per_second = math.nan
         self.audio_seconds_per_second = math.nan
+        self.notices: list[str] = []  # what loading a run folder left out, one line each
+        # (first step, audio seconds per step) pieces: the x of "audio seconds seen"
+        self.audio_schedule: list[tuple[float, float]] = []
+        self.forked_from: dict[str, Any] = {}  # a fork's [forked_from]: parent run, checkpoint, step
         self._bump()
 
     def _bump(self) -> None:
@@ -101,6 +106,9 @@ class RunStore(QObject):
         self.info = dict(info)
         self.weights = dict(info.get("weights", {}))
         self.current_step = int(info.get("step", 0))
+        rate = info.get("audio_seconds_per_step")
+        if not self.audio_schedule and rate:  # a loaded run (or fork) keeps its own schedule
+            self.audio_schedule = [(0.0, float(rate))]
         self._bump()
 
     def on_scalars(self, batch: dict) -> None:
@@ -171,45 +179,82 @@ class RunStore(QObject):
 
     def load_run(self, run: RunFolder | str | Path) -> None:
         """Fill the store from a run folder on disk: curves from ``metrics.csv``, events from
-        ``events.jsonl``, the rest from ``config.toml``."""
+        ``events.jsonl``, the rest from ``config.toml`` (a :class:`ConfigError` if that does not
+        load). What was left out (a cut last line ...) is in :attr:`notices`."""
         run = run if isinstance(run, RunFolder) else RunFolder(run)
-        config = run.load_config()  # raises ConfigError (a UserError) for a non-run folder
-        columns = run.read_metrics()
-        events = run.read_events()
+        history = read_history(run.path)
+        if history.config is None:
+            run.load_config()  # raises the ConfigError (a UserError) that says why
+        self.load_history(history)
+
+    def load_history(self, history: RunHistory) -> None:
+        """Fill the store from a :class:`RunHistory` read off the GUI thread (cheap: the columns
+        are numpy already). A history without a configuration (an older version's folder) shows
+        its curves only."""
         self.clear()
-        self.run_dir = run.path
-        terms = config.loss.term_names()
-        weights = config.loss.resolved_weights()
-        steps = np.asarray(columns.get("step", ()), dtype=np.float64)
-        if steps.size:
-            self.steps.append(steps)
-            self.elapsed.append(columns.get("elapsed", np.full(steps.size, np.nan)))
-            for name, values in columns.items():
-                if name in BOOKKEEPING or name == VALIDATION_COLUMN:
-                    continue
-                if name.startswith("weight/"):
-                    history = self.weight_history.setdefault(name[len("weight/"):], GrowableArray())
-                    history.append(values)
-                else:
-                    self.curves[name] = GrowableArray()
-                    self.curves[name].append(values)
-            for term, history in self.weight_history.items():
-                last = history.view()[-1]
-                if term in weights and math.isfinite(last):
-                    weights[term] = float(last)
-            if VALIDATION_COLUMN in columns:
-                values = np.asarray(columns[VALIDATION_COLUMN], dtype=np.float64)
+        self.run_dir = history.path
+        config = history.config
+        self.weights = dict(config.loss.resolved_weights()) if config is not None else {}
+        self.append_rows(history.columns)
+        self.append_events(history.events)
+        self.notices = list(history.notices)
+        self.audio_schedule = list(history.audio_schedule)
+        self.forked_from = dict(config.forked_from or {}) if config is not None else {}
+        if config is not None:
+            self.info = config_info(config, history.path, self.current_step, self.weights)
+        else:
+            self.info = {"run_dir": str(history.path), "step": self.current_step,
+                         "weights": dict(self.weights), "preset": "", "device": ""}
+        self.info["loaded"] = True
+        self._bump()
+
+    def append_rows(self, columns: dict[str, Any]) -> None:
+        """Append rows read from a run's ``metrics.csv``: ``{column: values [n]}`` with the file's
+        column names (``step``, ``elapsed``, each term, ``weight/<term>``, ``val/mel_distance``;
+        ``wall_time`` is ignored). For a follower of a folder another process writes: hand it the
+        complete rows read since the last call; a term that appears late is NaN before it, a
+        column missing from a batch is NaN for that batch. Bumps :attr:`version`."""
+        steps = np.asarray(columns.get("step", ()), dtype=np.float64).reshape(-1)
+        n = steps.shape[0]
+        if not n:
+            return
+        before = len(self.steps)
+        self.steps.append(steps)
+        self.elapsed.append(columns.get("elapsed", np.full(n, np.nan)))
+        for name, values in columns.items():
+            if name in BOOKKEEPING or name == "wall_time":
+                continue
+            if name == VALIDATION_COLUMN:
+                values = np.asarray(values, dtype=np.float64)
                 keep = np.isfinite(values)
                 self.validation_steps.append(steps[keep])
                 self.validation.append(values[keep])
-            self.current_step = int(steps[-1])
-            if "elapsed" in columns and math.isfinite(columns["elapsed"][-1]):
-                self.current_elapsed = float(columns["elapsed"][-1])
-        self.events = list(events)
-        self.weights = dict(weights)
-        self.info = config_info(config, run.path, self.current_step, weights)
-        self.info["loaded"] = True
+            elif name.startswith("weight/"):
+                history = self.weight_history.setdefault(name[len("weight/"):], GrowableArray())
+                if len(history) < before:
+                    history.append(np.full(before - len(history), np.nan))
+                history.append(values)
+                last = float(np.asarray(values, dtype=np.float64)[-1])
+                term = name[len("weight/"):]
+                if term in self.weights and math.isfinite(last):
+                    self.weights[term] = last
+            else:
+                self._curve(name, before).append(values)
+        for curve in self.curves.values():
+            if len(curve) < before + n:  # a column missing from this batch
+                curve.append(np.full(before + n - len(curve), np.nan))
+        self.current_step = int(steps[-1])
+        elapsed = self.elapsed.view()[-1]
+        if math.isfinite(elapsed):
+            self.current_elapsed = float(elapsed)
         self._bump()
+
+    def append_events(self, events: list[dict[str, Any]]) -> None:
+        """Append events read from a run's ``events.jsonl`` (as :meth:`on_events` does for the
+        worker's, without the weight confirmations a live run's sliders wait for)."""
+        if events:
+            self.events.extend(events)
+            self._bump()
 
     def preview(self, config, run_dir: str | Path | None = None) -> None:
         """Show a run that has not started yet: its terms, weights and sizes, no data."""
@@ -219,4 +264,5 @@ class RunStore(QObject):
         self.weights = dict(weights)
         self.info = config_info(config, self.run_dir, 0, weights)
         self.info["preview"] = True
+        self.audio_schedule = [(0.0, audio_per_step(config))]
         self._bump()

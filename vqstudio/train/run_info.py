@@ -32,6 +32,7 @@ def config_info(config: Config, run_dir: str | Path | None, step: int = 0,
         "balancer": config.loss.balancer,
         "quantizer_dropout": config.model.quantizer_dropout,
         "data": config.data.path,
+        "audio_seconds_per_step": config.data.batch_size * config.data.segment_seconds,
     }
 
 
@@ -48,5 +49,6 @@ def trainer_info(trainer) -> dict[str, Any]:
         "balancer": trainer.balancer_mode,
         "quantizer_dropout": float(trainer.model.quantizer.dropout),
         "corpus_report": trainer.data.report,
+        "audio_seconds_per_step": trainer.data.audio_seconds_per_step(),  # over all ranks
     })
     return info

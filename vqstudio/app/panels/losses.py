@@ -6,36 +6,28 @@ Curves can hold millions of points. Each keeps a private smoothed copy in a
 stretch, reduced to about one (min, max) pair per pixel column, so drawing costs the same at a
 thousand points and at a million. New points extend the smoothed copy incrementally (the EMA
 carries its filter state), and only a change of the smoothing factor refilters whole curves.
+
+Comparing runs (another run ticked "show on curves" in the Runs list, :mod:`vqstudio.app.run_list`)
+the plot overlays the ticked terms of every shown run, a colour per run
+(:mod:`~vqstudio.app.panels.loss_overlay`), with their own ticks (the total at first). Along x:
+the step, the seconds of audio trained on, or the training time (:mod:`~vqstudio.app.panels.x_axis`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QSlider,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QListWidgetItem, QWidget
 
 from vqstudio.app import theme
 from vqstudio.app.panels.loss_markers import format_number, marker_label, marker_line
+from vqstudio.app.panels.loss_side import build_side, colour_entry, new_entry, sync_entries
+from vqstudio.app.panels.loss_overlay import LossOverlay
 from vqstudio.app.panels.plotstyle import style_plot
-from vqstudio.app.panels.smoothed_curve import (
-    SMOOTHING_MAX,
-    SmoothedCurve,
-    slider_from_smoothing,
-    smoothing_from_slider,
-)
+from vqstudio.app.panels.smoothed_curve import SMOOTHING_MAX, SmoothedCurve, slider_from_smoothing
+from vqstudio.app.panels.x_axis import STEP, X_MODES, XAxis, draw_curve
 
 TOTAL = "total"
 HIDDEN_BY_DEFAULT = ("lr", "grad_norm")  # other scales: they would flatten the loss curves
@@ -43,7 +35,6 @@ MAX_MARKERS = 200  # the newest ones; older markers are dropped so a long run st
 # Every change of the view redraws at once, so only a sliver beyond each edge is drawn: points
 # outside the view still cost the painter a stroke each.
 VIEW_MARGIN = 0.02
-COLOUR_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class LossPanel(QWidget):
@@ -60,10 +51,13 @@ class LossPanel(QWidget):
         self._rows = 0
         self._events_seen = 0
         self._drawn: tuple | None = None
-        self._search_rows = -1
-        self._search = np.empty(0)
-        self._sorted = True
         self.curves: dict[str, SmoothedCurve] = {}
+        self.runs = None  # the Runs list (set_runs); comparing while it shows another run
+        self.comparing = False
+        self.x_mode = STEP
+        self.axis = XAxis(store, STEP)
+        self._overlay_terms: list[str] = [TOTAL]  # ticked while comparing, in tick order
+        self._runs_changed = False
         self.markers: list[pg.InfiniteLine] = []
         self._hidden: set[str] = set()  # names the user switched off
         self._shown: set[str] = set()  # names the user switched on that start hidden
@@ -81,38 +75,9 @@ class LossPanel(QWidget):
             pen=None, symbol="o", symbolSize=6, symbolBrush=theme.ACCENT, symbolPen=None
         )
         self._validation.setZValue(5)
+        self.overlay = LossOverlay(self.plot_item)
 
-        self.term_list = QListWidget()
-        self.term_list.setToolTip("Tick a curve to show it")
-        self.term_list.itemChanged.connect(self._item_toggled)
-        self.log_y = QCheckBox("log y")
-        self.log_y.setChecked(True)
-        self.log_y.toggled.connect(lambda on: self.plot_item.setLogMode(False, on))
-        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
-        self.smoothing_slider.setRange(0, 1000)
-        self.smoothing_slider.setToolTip(
-            "Exponential moving average of the shown curves (0 = raw, 0.999 = heavy); the data "
-            "itself is kept raw"
-        )
-        self.smoothing_label = QLabel()
-        self._smoothing_proxy = pg.SignalProxy(
-            self.smoothing_slider.valueChanged, delay=0.05, rateLimit=15,
-            slot=lambda args: self.set_smoothing(smoothing_from_slider(args[0])),
-        )
-        self.smoothing_slider.valueChanged.connect(
-            lambda v: self.smoothing_label.setText(f"smoothing {smoothing_from_slider(v):.3f}")
-        )
-        self.smoothing_label.setText("smoothing 0.000")
-
-        side = QVBoxLayout()
-        side.addWidget(QLabel("curves"))
-        side.addWidget(self.term_list, 1)
-        side.addWidget(self.smoothing_label)
-        side.addWidget(self.smoothing_slider)
-        side.addWidget(self.log_y)
-        side_widget = QWidget()
-        side_widget.setLayout(side)
-        side_widget.setFixedWidth(190)
+        side_widget = build_side(self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot_widget, 1)
@@ -121,11 +86,29 @@ class LossPanel(QWidget):
     # -- public -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Take in what the store gained since the last call and redraw; cheap when nothing did."""
+        """Take in what the store (and the compared runs) gained since the last call and redraw;
+        cheap when nothing did."""
         store = self.store
-        if store.version == self._version:
-            return
-        self._version = store.version
+        if self.runs is not None:
+            self.runs.sync_current()
+            comparing = self.runs.comparing()
+            if comparing != self.comparing:
+                self._set_comparing(comparing)
+        if store.version != self._version:
+            self._version = store.version
+            self._take_in()
+        if self.comparing:
+            names = self.overlay.names()
+            runs_changed, self._runs_changed = self._runs_changed, False
+            if self.overlay.sync(self.runs.shown(), self._overlay_terms, self.smoothing, self.x_mode) \
+                    or runs_changed:
+                self._sync_overlay_entries(names)
+        # Redraws only if the drawn rows changed: points appended beyond a view that the user
+        # moved elsewhere cost nothing.
+        self._redraw()
+
+    def _take_in(self) -> None:
+        store = self.store
         if (store.info is not self._info or store.steps is not self._steps
                 or store.events is not self._events or len(store.steps) < self._rows):
             self._reset()
@@ -141,8 +124,30 @@ class LossPanel(QWidget):
         self._rows = steps_n
         self._add_markers()
         self._set_validation()
-        # Redraws only if the drawn rows changed: points appended beyond a view that the user
-        # moved elsewhere cost nothing.
+
+    def set_runs(self, runs) -> None:
+        """Compare with the runs of ``runs`` (a :class:`~vqstudio.app.run_list.RunList`)."""
+        self.runs = runs
+        runs.changed.connect(self._on_runs_changed)
+        self._version = -1
+
+    def set_x_mode(self, mode: str) -> None:
+        """Put the step (``"step"``), audio seconds seen (``"audio"``) or training time
+        (``"time"``) along x; the view shows the whole run again."""
+        if mode == self.x_mode or mode not in X_MODES:
+            return
+        self.x_mode = mode
+        self.axis = XAxis(self.store, mode)
+        index = self.x_choice.findData(mode)
+        if self.x_choice.currentIndex() != index:
+            self.x_choice.setCurrentIndex(index)
+        self.plot_item.setLabel("bottom", X_MODES[mode])
+        for line in self.markers:
+            line.setValue(float(self.axis.at_steps([line.step])[0]))
+        self._set_validation()
+        self._drawn = None
+        self.view_box.enableAutoRange(x=True)
+        self.refresh()
         self._redraw()
 
     def set_smoothing(self, alpha: float) -> None:
@@ -159,6 +164,7 @@ class LossPanel(QWidget):
         for curve in self.curves.values():
             curve.stale = True
         self._drawn = None
+        self.refresh()
         self._redraw()
 
     def set_curve_visible(self, name: str, visible: bool) -> None:
@@ -179,7 +185,7 @@ class LossPanel(QWidget):
         store = self.store
         self._info, self._steps, self._events = store.info, store.steps, store.events
         self._rows = self._events_seen = 0
-        self._search_rows = -1
+        self.axis = XAxis(store, self.x_mode)
         self._drawn = None
         for curve in self.curves.values():
             curve.reset()
@@ -234,13 +240,10 @@ class LossPanel(QWidget):
             item.setDynamicRangeLimit(None)
             self.plot_item.addItem(item)
             self.curves[name] = SmoothedCurve(name, item)
-            visible = (self._default_visible(name) or name in self._shown) and name not in self._hidden
-            item.setVisible(visible)
-            entry = QListWidgetItem(name)
-            entry.setData(Qt.ItemDataRole.UserRole, name)
-            entry.setFlags(entry.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            entry.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
-            entry.setData(COLOUR_ROLE, colour)
+            visible = self._single_visible(name)
+            item.setVisible(visible and not self.comparing)
+            ticked = name in self._overlay_terms if self.comparing else visible
+            entry = new_entry(name, colour, ticked)
             self._colour_entry(entry)
             self.term_list.addItem(entry)
         # Drawing order follows the display order (a term that appears late is listed last).
@@ -248,15 +251,12 @@ class LossPanel(QWidget):
         self.term_list.blockSignals(False)
         self._drawn = None  # the new curves are not drawn yet
 
-    @staticmethod
-    def _colour_entry(entry: QListWidgetItem) -> None:
-        """A shown curve's name in its colour, a hidden one's dimmed (the dark theme's unticked
-        boxes are hard to see, the names are not)."""
-        colour = QColor(entry.data(COLOUR_ROLE))
-        if entry.checkState() != Qt.CheckState.Checked:
-            colour = QColor.fromRgbF(*(0.45 * c + 0.55 * b for c, b in zip(
-                colour.getRgbF()[:3], QColor(theme.BACKGROUND).getRgbF()[:3])))
-        entry.setForeground(colour)
+    def _colour_entry(self, entry: QListWidgetItem) -> None:
+        colour_entry(entry, plain=self.comparing)
+
+    def _single_visible(self, name: str) -> bool:
+        """Whether the current run's curve ``name`` shows when no other run is compared."""
+        return (self._default_visible(name) or name in self._shown) and name not in self._hidden
 
     def _item_toggled(self, entry: QListWidgetItem) -> None:
         name = entry.data(Qt.ItemDataRole.UserRole)
@@ -264,6 +264,13 @@ class LossPanel(QWidget):
         self.term_list.blockSignals(True)
         self._colour_entry(entry)
         self.term_list.blockSignals(False)
+        if self.comparing:  # the compared runs' ticks are their own
+            if visible and name not in self._overlay_terms:
+                self._overlay_terms.append(name)
+            elif not visible and name in self._overlay_terms:
+                self._overlay_terms.remove(name)
+            self.refresh()
+            return
         (self._shown if visible else self._hidden).add(name)
         (self._hidden if visible else self._shown).discard(name)
         curve = self.curves.get(name)
@@ -271,6 +278,30 @@ class LossPanel(QWidget):
             curve.item.setVisible(visible)
             self._drawn = None
             self._redraw()
+
+    # -- comparing runs -----------------------------------------------------------------------
+
+    def _on_runs_changed(self) -> None:
+        self._runs_changed = True
+
+    def _set_comparing(self, on: bool) -> None:
+        self.comparing = on
+        if not on:
+            self.overlay.clear()
+        for name, curve in self.curves.items():
+            curve.item.setVisible(not on and self._single_visible(name))
+        self._validation.setVisible(not on)
+        self._runs_changed = True
+        self._sync_overlay_entries(self.overlay.names())
+        self._drawn = None
+
+    def _sync_overlay_entries(self, names: list[str]) -> None:
+        """The term list for the mode: comparing, also the names only compared runs have, ticked
+        as :attr:`_overlay_terms`; else the current run's, ticked as its curves show."""
+        if self.comparing:
+            sync_entries(self.term_list, self.curves, names, self._overlay_terms.__contains__, True)
+        else:
+            sync_entries(self.term_list, self.curves, [], self._single_visible, False)
 
     def _rebuild(self, curve: SmoothedCurve) -> None:
         """Refilter a whole curve from the store's rows (after the smoothing factor changed)."""
@@ -284,35 +315,27 @@ class LossPanel(QWidget):
     def _view_changed(self, *_args) -> None:
         self._redraw()
 
-    def _visible_rows(self, x: np.ndarray) -> tuple[int, int, int]:
-        """Store rows to draw (the visible x-range plus a margin) and the pixel columns for them."""
+    def _view(self) -> tuple[tuple[float, float] | None, int]:
+        """The x-range shown (None while following the run: all of it) and its pixel columns."""
         pixels = int(self.view_box.width()) or 1000
-        n = x.shape[0]
-        if self.view_box.autoRangeEnabled()[0] or n == 0:
-            return 0, n, pixels  # following the run: everything is in view
+        if self.view_box.autoRangeEnabled()[0]:
+            return None, pixels
         left, right = self.view_box.viewRange()[0]
-        margin = (right - left) * VIEW_MARGIN
-        search = self._search_steps(x)
-        start = max(0, int(np.searchsorted(search, left - margin, "left")) - 1)
-        stop = min(n, int(np.searchsorted(search, right + margin, "right")) + 1)
-        return start, stop, int(pixels * (1 + 2 * VIEW_MARGIN))
-
-    def _search_steps(self, x: np.ndarray) -> np.ndarray:
-        """The steps, made sorted for searching: after a restore from a checkpoint they step back
-        (then a running maximum, recomputed only when rows were added)."""
-        n, done = x.shape[0], self._search_rows
-        if done != n:
-            if done <= 0 or done > n or not self._sorted:
-                self._sorted = bool(np.all(x[1:] >= x[:-1]))
-            else:  # only the new rows need checking
-                self._sorted = bool(np.all(x[done:] >= x[done - 1 : n - 1]))
-            self._search = x if self._sorted else np.maximum.accumulate(x)
-            self._search_rows = n
-        return self._search
+        return (float(left), float(right)), pixels
 
     def _redraw(self) -> None:
-        x = self.store.steps.view()[: self._rows]
-        start, stop, pixels = self._visible_rows(x)
+        view, pixels = self._view()
+        if self.comparing:
+            self.overlay.redraw(view, pixels)
+            return
+        x = self.axis.values(self._rows)
+        n = x.shape[0]
+        if view is None or n == 0:
+            start, stop = 0, n
+        else:
+            margin = (view[1] - view[0]) * VIEW_MARGIN
+            start, stop = self.axis.rows_between(x, view[0] - margin, view[1] + margin)
+            pixels = int(pixels * (1 + 2 * VIEW_MARGIN))
         key = (start, stop, pixels, self.smoothing)
         if key == self._drawn:
             return
@@ -322,17 +345,13 @@ class LossPanel(QWidget):
                 continue
             if curve.stale:
                 self._rebuild(curve)
-            if curve.first is None:
-                curve.item.setData([], [])
-                continue
-            index, y = curve.pyramid.envelope(start - curve.first, stop - curve.first, pixels)
-            curve.item.setData(x[index + curve.first], y)
+            draw_curve(curve, x, start, stop, pixels)
 
     def _set_validation(self) -> None:
         steps = getattr(self.store, "validation_steps", None)
         values = getattr(self.store, "validation", None)
         if steps is not None and values is not None and len(values):
-            self._validation.setData(np.asarray(steps.view(), np.float64), values.view())
+            self._validation.setData(self.axis.at_steps(steps.view()), values.view())
         else:
             self._validation.setData([], [])
 
@@ -352,6 +371,9 @@ class LossPanel(QWidget):
     def _add_marker(self, event: dict[str, Any], text: str) -> None:
         terms = list(self.store.info.get("term_names", []))
         line = marker_line(event, text, terms, len(self.markers))
+        line.step = float(event["step"])
+        if self.x_mode != STEP:
+            line.setValue(float(self.axis.at_steps([line.step])[0]))
         self.plot_item.addItem(line, ignoreBounds=True)
         self.markers.append(line)
 
