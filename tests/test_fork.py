@@ -50,7 +50,7 @@ def test_a_structural_fork_keeps_every_tensor_that_fits(parent, tmp_path):
     assert result.returncode == 0, result.stderr
     line = result.stdout.splitlines()[0]
     assert "model.codebook_size 32 -> 64 (structural)" in line
-    assert 'loss.mel_norm "log" -> "tanh" (loss)' in line
+    assert 'loss.mel_norm "log" -> "tanh" (live)' in line
     assert "started fresh: quantizer.levels.0.codebook" in line
 
     before = load_checkpoint(parent / "checkpoints" / "step-00000008.pt")

@@ -121,8 +121,9 @@ class Config:
             data = {"preset": data.pop("preset"), "written_by": stamp, **data}
         return dumps_toml(data)
 
-    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "Config":
-        """A new, validated configuration with ``section.key=value`` overrides applied."""
+    def with_overrides(self, overrides: list[str] | dict[str, Any], source: str = "override") -> "Config":
+        """A new, validated configuration with ``section.key=value`` overrides applied; a
+        ConfigError's message starts with ``source`` (``--set`` and the settings editor: "override")."""
         raw = self.to_dict()
         items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
         for dotted, value in items:
@@ -132,7 +133,7 @@ class Config:
         weights = raw["loss"]["weights"]
         for name in [k for k in weights if k.startswith("mel_l1/") and k not in scales]:
             del weights[name]
-        return Config.from_dict(raw, source="override")
+        return Config.from_dict(raw, source=source)
 
     # -- validation ---------------------------------------------------------------------------
 

@@ -64,6 +64,9 @@ def check_config(config, source: str = "configuration") -> None:
         bad("model.quantizer_dropout must be within 0..1", "use e.g. 0.5")
     if not 0 < m.ema_decay < 1:
         bad("model.ema_decay must be within (0, 1)", "use e.g. 0.99")
+    if not (math.isfinite(m.dead_code_threshold) and m.dead_code_threshold >= 0):
+        bad(f"model.dead_code_threshold = {m.dead_code_threshold} must be a number >= 0",
+            "use e.g. 0.5 (a code used less than this, on a running count, is dead; 0: none is)")
     if any(d < 1 for d in m.encoder_dilations):
         bad("model.encoder_dilations must be positive (or an empty list)", "e.g. [1, 3, 9]")
     choice(source, "model.activation", m.activation, ACTIVATIONS)
@@ -95,6 +98,8 @@ def check_config(config, source: str = "configuration") -> None:
             "use e.g. 5 (minutes between autosaves), or 0 to save only every checkpoint_every steps")
     if t.lr <= 0 or not math.isfinite(t.lr):
         bad(f"train.lr = {t.lr} must be positive", "use e.g. 3e-4")
+    if not (t.grad_clip > 0 and math.isfinite(t.grad_clip)):
+        bad(f"train.grad_clip = {t.grad_clip} must be positive", "use e.g. 1.0 (the largest gradient norm a step takes)")
     if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
         bad(f"train.betas = {t.betas} must be two numbers in [0, 1)", "use e.g. [0.8, 0.99]")
     if d.segment_seconds * m.sample_rate < m.hop * 4:

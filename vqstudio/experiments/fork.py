@@ -8,7 +8,8 @@ go on from the parent's checkpoint.
 
 What carries over is decided per change (:func:`change_kind`) and said in one line:
 
-- live settings (loss weights, ``train.lr``, ``loss.balancer``, ``model.quantizer_dropout``) and
+- live settings (train/settings.py: loss weights, ``train.lr``, ``loss.balancer``, ``loss.mel_norm``,
+  ``model.quantizer_dropout`` ...) and
   loss-only, data or training changes keep the model and optimizer state; the checkpoint's live
   values are replaced by the new ones (a parent's live weight change is kept unless the fork sets
   that weight), and the optimizer's betas and weight decay follow the new configuration;
@@ -40,10 +41,11 @@ from vqstudio.experiments.checkpoint_ref import CheckpointRef, resolve_ref
 from vqstudio.model import Codec
 from vqstudio.train.checkpoint import save_checkpoint
 from vqstudio.train.runfolder import CONFIG_FILE, EVENTS_FILE, RunFolder
+from vqstudio.train.settings import live_keys
 from vqstudio.atomic import atomic_write_text
 
 # Settings the trainer changes between steps (train/settings.py); a fork just sets them.
-LIVE = ("train.lr", "loss.balancer", "model.quantizer_dropout")  # and every loss.weights.<term>
+LIVE = tuple(k for k in live_keys() if not k.startswith("loss.weights."))  # and every weight
 
 
 @dataclass
@@ -141,6 +143,8 @@ def _carry_state(state: dict[str, Any], before: Config, after: Config,
         state["balancer_mode"] = after.loss.balancer
     if "model.quantizer_dropout" in changed:
         state["quantizer_dropout"] = after.model.quantizer_dropout
+    for key in changed:  # the others live in the configuration: the fork's is in force
+        state.get("live", {}).pop(key, None)
     state["best_val"] = float("inf")  # the fork's best.pt is its own
     state["config"] = after.to_toml()
     if "discriminators" in state and not _discriminators_fit(state, after):

@@ -8,6 +8,8 @@ a flat dict keyed by the names in ``config.loss.term_names()``:
 - ``mel_l1/<n_fft>``          L1 between normalised mel spectrograms, one per configured scale
                               (hop ``n_fft // 4``), normalised by ``config.loss.mel_norm``
 - ``mrstft``                  multi-resolution STFT loss: spectral convergence + log magnitude
+- ``complex_stft``            phase-aware: compressed complex spectra at the MR-STFT resolutions
+                              (:mod:`vqstudio.train.complex_spectrum_loss`)
 - ``adversarial``, ``feature_matching``  only when ``config.loss.adversarial`` is on
 
 plus logged parts that carry no weight: ``mrstft/sc``, ``mrstft/logmag`` (so ``mrstft`` is their
@@ -30,6 +32,7 @@ from torch import nn
 from vqstudio.audio.spectral import TANH_SATURATION, MelSpectrogram, StftParams, normalize_mel
 from vqstudio.config import Config
 from vqstudio.errors import ConfigError
+from vqstudio.train.complex_spectrum_loss import CompressedComplexLoss
 from vqstudio.train.discriminators import (
     Discriminators,
     discriminator_adversarial_loss,
@@ -156,6 +159,9 @@ class LossSuite(nn.Module):
         self.mrstft = MultiResolutionStftLoss(
             loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths
         )
+        self.complex_stft = CompressedComplexLoss(
+            loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths
+        )
         self.discriminators = (
             Discriminators(loss.discriminator_periods, loss.discriminator_fft_sizes)
             if loss.adversarial
@@ -200,6 +206,8 @@ class LossSuite(nn.Module):
                 terms["mrstft"] = sc + logmag
                 terms["mrstft/sc"] = sc.detach()
                 terms["mrstft/logmag"] = logmag.detach()
+            if "complex_stft" not in skip:
+                terms["complex_stft"] = self.complex_stft(fake32, real32, spectra)
         if self.discriminators is not None and not {"adversarial", "feature_matching"} <= set(skip):
             with _frozen(self.discriminators):
                 with torch.no_grad():
@@ -213,6 +221,12 @@ class LossSuite(nn.Module):
             if name in terms:
                 terms[name] = terms[name].detach()
         return terms
+
+    def set_mel_norm(self, norm: str) -> None:
+        """Normalise every mel scale's spectrograms by ``norm`` from the next step on (a live
+        setting: the filterbanks and STFTs stay; only the normalisation of both sides changes)."""
+        for mel_loss in self.mel_losses:
+            mel_loss.norm = norm
 
     def logged_parts(self) -> list[str]:
         """Names of the unweighted parts :meth:`terms` reports beside the terms (metric columns)."""

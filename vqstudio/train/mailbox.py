@@ -1,6 +1,6 @@
 """The one mailbox between a trainer and whoever drives it (the GUI thread, a signal handler).
 
-Settings (loss weights, learning rate, balancer mode, quantizer dropout) are snapshots: the last
+Settings (the live ones of train/settings.py: weights, lr, mel norm ...) are snapshots: the last
 write for each name wins, and the trainer applies them all at the start of its next step (or while
 paused). Commands (replace dead codes, save a checkpoint, reconstruct a clip, validate) are queued,
 run in order and answered once, carrying the id :meth:`Mailbox.command` returned. Pause, resume and
@@ -15,7 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-SETTINGS = ("weights", "lr", "balancer", "quantizer_dropout")  # see vqstudio/train/settings.py
+from vqstudio.train.settings import SETTINGS as LIVE_SETTINGS
+
+SETTINGS = tuple(LIVE_SETTINGS)  # the table of live settings: vqstudio/train/settings.py
 COMMANDS = ("replace_dead_codes", "save_checkpoint", "reconstruct", "validate")  # see commands.py
 
 

@@ -2,7 +2,8 @@
 
 The state is plain tensors, numbers, strings, lists and dicts (see
 :mod:`vqstudio.train.checkpoint`): model and optimizer state, the step, the live settings (weights,
-learning rate and its non-finite scale, balancer mode, quantizer dropout), the elapsed training
+learning rate and its non-finite scale, balancer mode, quantizer dropout, and under ``live`` the
+ones kept in the configuration: see :mod:`vqstudio.train.settings`), the elapsed training
 time, the best validation figure, the RNG state and the configuration as TOML text.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from vqstudio.errors import ConfigError
+from vqstudio.train.settings import live_state, load_live_state
 
 FORMAT = 1
 
@@ -35,6 +37,7 @@ def trainer_state(trainer) -> dict[str, Any]:
         "best_val": trainer.best_val,
         "rng_torch": torch.get_rng_state(),
         "config": trainer.config.to_toml(),
+        "live": live_state(trainer),  # mel_norm, dead-code threshold, EMA decay, gradient clip
     }
     if trainer.device.type == "cuda" and torch.cuda.is_available():
         state["rng_cuda"] = torch.cuda.get_rng_state(trainer.device)
@@ -64,6 +67,7 @@ def load_trainer_state(trainer, state: dict[str, Any]) -> None:
         trainer.balancer.load_state_dict(state["balancer"])
     quantizer = trainer.model.quantizer
     quantizer.dropout = float(state.get("quantizer_dropout", quantizer.dropout))
+    load_live_state(trainer, state.get("live", {}))
     trainer.elapsed = float(state.get("elapsed", 0.0))
     trainer.best_val = float(state.get("best_val", math.inf))
     if "rng_torch" in state:
