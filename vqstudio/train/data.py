@@ -16,7 +16,8 @@ import torch
 
 from vqstudio.audio.corpus import Corpus, SegmentSampler, scan_corpus
 from vqstudio.audio.prefetch import BatchFeed
-from vqstudio.config import DEMO_DIR, Config
+from vqstudio.config import Config
+from vqstudio.resources import demo_dir
 
 VALIDATION_SEGMENTS = 8
 
@@ -26,7 +27,7 @@ class TrainingData:
 
     def __init__(self, config: Config, rank: int = 0, world: int = 1):
         sr = config.model.sample_rate
-        folder = Path(config.data.path) if config.data.path else DEMO_DIR
+        folder = Path(config.data.path) if config.data.path else demo_dir()
         corpus = scan_corpus(folder, sr)
         self.report: str = corpus.report(config.data.segment_seconds)
         self.skipped: list[tuple[str, str]] = list(corpus.skipped)
