@@ -12,9 +12,10 @@ must not take locks); the training loop calls :meth:`StopSignals.serve` between 
 the flags into mailbox requests. Under ``torchrun`` every rank calls it at every step and the
 flags are agreed with one all-reduce, so all ranks stop at the same step (rank 0 writes).
 
-The desktop app uses the same class: install it in the GUI thread and call :meth:`pending` from a
-timer (Python runs signal handlers only when the interpreter gets control, which a short timer
-gives it); a stop there means "close the window the way Quit does" (which saves a checkpoint).
+The desktop app shares only the signal lists (``STOP_SIGNALS``, ``CHECKPOINT_SIGNALS``): its
+``app/stop_signals.py`` wakes the Qt event loop through ``signal.set_wakeup_fd`` and a socket
+notifier instead of polling, and a stop there means "close the window the way Quit does" (which
+saves a checkpoint).
 """
 
 from __future__ import annotations
