@@ -23,9 +23,11 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QWidget
 
 from vqstudio.app import dock_layout
+from vqstudio.app.follow import RunFollower
 from vqstudio.app.menus import build_menus
 from vqstudio.app.notices import NoticeBar
 from vqstudio.app.recent_runs import RecentRuns
+from vqstudio.app.run_list import link_runs
 from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path
 from vqstudio.app.status_bar import add_readouts, show_run
 from vqstudio.app.panels import PanelSpec
@@ -72,12 +74,14 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.panels, self.docks = dock_layout.build_docks(self, self._make_panel)
         self._link_panels()
+        self.runs = link_runs(self)  # the runs compared beside this one (run_list.py)
         build_menus(self)
         self.addToolBarBreak()
         self.notice_bar = NoticeBar(self, NOTICE_REPEAT_S)
         self.notice_label = self.notice_bar.label
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.notice_bar)
         self.status_labels = add_readouts(self.statusBar())
+        self.follower = RunFollower(self)  # a run another process trains is followed (follow.py)
         self._needs_proportions = dock_layout.restore_layout(self, self.settings)
 
         self.worker.state_changed.connect(self._on_state)
@@ -146,6 +150,7 @@ class MainWindow(QMainWindow):
         if run_dir is not None and RunFolder(run_dir).exists():
             self.open_run(Path(run_dir))
             return
+        self.follower.stop()
         self._config, self._run_dir, self._resume = config, Path(run_dir) if run_dir else None, False
         self.store.preview(config, self._run_dir)
         where = self._run_dir or self.runs_root / f"{config.preset or 'custom'}-<time>"
@@ -163,15 +168,19 @@ class MainWindow(QMainWindow):
         if self.worker.is_running:
             self.worker.stop(save=True)
         try:
-            self.store.load_run(RunFolder(run_dir))
+            following = self.follower.open(run_dir)  # another process trains it: follow it
+            if not following:
+                self.store.load_run(RunFolder(run_dir))
             config = RunFolder(run_dir).load_config()
         except UserError as exc:
+            self.follower.stop()
             self.show_notice(str(exc))
             return False
         self._config, self._run_dir, self._resume = config, run_dir, True
         self.recent.remember(run_dir)
         self._set_title()
         self.statusBar().showMessage(
+            f"Following {pretty_path(run_dir)} from step {self.store.current_step}" if following else
             f"Opened {pretty_path(run_dir)} at step {self.store.current_step}. Press Space or Start to resume."
         )
         self._update_actions()
@@ -187,6 +196,9 @@ class MainWindow(QMainWindow):
     def start_training(self) -> None:
         """Start the prepared run (or resume the opened one). Idle only."""
         if self.worker.is_running:
+            return
+        if self.follower.active:
+            self.show_notice(self.follower.why_not_start())
             return
         if self._config is None:
             self.set_new_run(load_preset(DEFAULT_PRESET))
@@ -305,7 +317,7 @@ class MainWindow(QMainWindow):
         else:
             label = "Resume" if paused else "Pause"
         self.start_action.setText(label)
-        self.start_action.setEnabled(not stopping)
+        self.start_action.setEnabled(not stopping and not self.follower.active)
         self.stop_action.setEnabled(running and not stopping)
         self.save_action.setEnabled(running and not stopping)
         if stopping:
@@ -313,7 +325,7 @@ class MainWindow(QMainWindow):
         elif running:
             state = "paused" if paused else "training"
         else:
-            state = "idle"
+            state = "following" if self.follower.active else "idle"
         self.status_labels["state"].setText(state)
 
     def redraw(self) -> None:
@@ -379,6 +391,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.closing.emit()
         dock_layout.save_layout(self, self.settings)
+        self.follower.stop()
         if self.worker.is_running:
             self.statusBar().showMessage("Saving a checkpoint…")
             if not self.worker.stop(save=True):

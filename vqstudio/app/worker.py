@@ -62,6 +62,9 @@ class TrainingWorker(QObject):
         self._thread: threading.Thread | None = None
         self._state = "idle"
         self.run_dir: Path | None = None
+        # While the window follows a run another process trains (app/follow.py), settings and
+        # commands go to this sink (app/follow_sink.py: the control file, local inference).
+        self.follow_sink = None
         self._signals = {"started": self.started, "scalars": self.scalars, "heavy": self.heavy,
                          "probe": self.probe, "events": self.events, "result": self.result,
                          "error": self.error}
@@ -91,10 +94,14 @@ class TrainingWorker(QObject):
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """Change loss weights (merged; applied at the next step and confirmed by an event)."""
+        if self.follow_sink is not None:
+            return self.follow_sink.set_weights(weights)
         self._mailbox.set_weights(weights)
 
     def set_setting(self, name: str, value: Any) -> None:
         """Change "lr", "balancer" or "quantizer_dropout" (or "weights") at the next step."""
+        if self.follow_sink is not None:
+            return self.follow_sink.set_setting(name, value)
         self._mailbox.set(name, value)
 
     def command(self, name: str, **args: Any) -> int:
@@ -107,6 +114,8 @@ class TrainingWorker(QObject):
         """
         if name not in COMMANDS:
             raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+        if self.follow_sink is not None:
+            return self.follow_sink.command(name, **args)
         return self._mailbox.command(name, **args)
 
     def pause(self) -> None:

@@ -276,6 +276,11 @@ class AuditionPanel(QWidget):
 
     # -- reconstructions ------------------------------------------------------------------------
 
+    def model_changed(self) -> None:
+        """A followed run saved a checkpoint: hear the clip on show through it."""
+        if self.clip is not None:
+            self._request_reconstruction()
+
     def _request_reconstruction(self) -> None:
         """Ask the worker to reconstruct the current clip with the current weights and levels."""
         if self.clip is None:

@@ -1,0 +1,203 @@
+"""Following a run that another process trains: the tail reader on real files, and the app
+(offscreen, pytest-qt) following a real `vqstudio train` subprocess, steering it, listening to its
+checkpoints, and noticing when it dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import REPO, tiny_sets, write_corpus
+from vqstudio.experiments.run_tail import RunTail, who_trains
+from vqstudio.train.run_lock import RunLock
+
+WAIT_MS = 120_000
+
+
+# -- the tail reader ---------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str, mode: str = "a") -> None:
+    with path.open(mode) as handle:
+        handle.write(text)
+
+
+def test_tail_waits_for_a_half_written_row_and_rereads_a_rewritten_file(tmp_path):
+    metrics, events = tmp_path / "metrics.csv", tmp_path / "events.jsonl"
+    _write(metrics, "step,total,weight/mrstft\n1,0.5,1\n2,0.4,1\n3,0.3", "w")
+    _write(events, '{"kind": "start", "step": 0, "time": 1.0}\n{"kind": "lr", "st', "w")
+    tail = RunTail(tmp_path)
+    first = tail.poll()
+    assert first.rows["step"].tolist() == [1, 2] and first.rows["total"].tolist() == [0.5, 0.4]
+    assert [e["kind"] for e in first.events] == ["start"]
+    assert tail.partial_row and not tail.poll()  # nothing new: the half row is not misread
+    _write(metrics, "5,1\n4,0.2\n5,0.1,1\n")  # the row finished whole; a damaged one; one more
+    _write(events, 'ep": 3, "time": 2.0, "old": 1, "new": 2}\n')
+    second = tail.poll()
+    assert second.rows["step"].tolist() == [3, 5] and second.rows["total"].tolist() == [0.35, 0.1]
+    assert second.damaged_rows == 1  # "4,0.2": a field short, left out rather than misread
+    assert second.events[0]["kind"] == "lr" and second.events[0]["old"] == 1
+    assert not tail.partial_row
+
+    # A resume rewrites the file (atomically: a new inode, shorter): read again from the start.
+    replacement = tmp_path / "metrics.tmp"
+    _write(replacement, "step,total,weight/mrstft\n1,0.5,1\n", "w")
+    os.replace(replacement, metrics)
+    third = tail.poll()
+    assert third.restarted and third.rows["step"].tolist() == [1]
+
+
+def test_tail_skips_what_the_caller_has_and_sees_new_checkpoints(tmp_path):
+    _write(tmp_path / "metrics.csv", "step,total\n1,0.5\n2,0.4\n3,0.3\n", "w")
+    _write(tmp_path / "events.jsonl", '{"kind": "start", "step": 0, "time": 5.0}\n'
+           '{"kind": "lr", "step": 2, "time": 6.0}\n', "w")
+    tail = RunTail(tmp_path, after_step=2, after_time=5.0)
+    update = tail.poll()
+    assert update.rows["step"].tolist() == [3] and [e["kind"] for e in update.events] == ["lr"]
+    assert update.checkpoint is None
+    (tmp_path / "checkpoints").mkdir()
+    _write(tmp_path / "checkpoints" / "latest.json", '{"step": 3, "file": "step-00000003.pt"}\n', "w")
+    moved = tail.poll().checkpoint
+    assert moved["step"] == 3 and moved["file"] == "step-00000003.pt"
+    assert tail.poll().checkpoint is None  # reported once
+
+
+def test_who_trains_reads_the_lock_without_taking_it(tmp_path):
+    assert who_trains(tmp_path).state == "none"
+    lock = RunLock.acquire(tmp_path)
+    holder = who_trains(tmp_path)
+    assert holder.state == "training" and holder.record["pid"] == os.getpid()
+    assert f"pid {os.getpid()}" in holder.describe() and "last heard from" in holder.describe()
+    # reading did not take the lock: the holder still holds it, a second trainer is refused
+    with pytest.raises(Exception, match="being trained by"):
+        RunLock.acquire(tmp_path)
+    lock.release()
+    assert who_trains(tmp_path).state == "none"
+
+    # A record left by a process that is gone (kill -9 leaves the file): "gone", at once.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "trainer.lock").write_text(json.dumps(
+        {"pid": dead.pid, "host": os.uname().nodename, "started": time.time(), "heartbeat": time.time()}))
+    holder = who_trains(tmp_path)
+    assert holder.state == "gone" and not holder.following
+    assert "stopped without closing" in holder.describe()
+
+
+# -- the app following a real trainer process ------------------------------------------------
+
+
+def _start_trainer(tmp_path: Path, corpus: Path, run: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vqstudio", "train", "--data", str(corpus), "--run", str(run),
+         "--steps", "100000", *tiny_sets(), "--set", "train.checkpoint_every=15", *extra],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+    )
+
+
+def _wait_for_trainer(qtbot, run: Path, proc: subprocess.Popen) -> None:
+    def training():
+        assert proc.poll() is None, proc.stderr.read()
+        return who_trains(run).state == "training" and (run / "metrics.csv").is_file()
+
+    qtbot.waitUntil(training, timeout=WAIT_MS)
+
+
+@pytest.fixture
+def trainer_process(tmp_path):
+    procs = []
+
+    def start(run: Path, corpus: Path, *extra: str) -> subprocess.Popen:
+        proc = _start_trainer(tmp_path, corpus, run, *extra)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stderr.close()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from vqstudio.app.window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings, player=None)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def _control_events(win, kind: str | None = None) -> list[dict]:
+    return [e for e in win.store.events if e.get("control") and (kind is None or e.get("kind") == kind)]
+
+
+def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window, tmp_path, trainer_process):
+    corpus = write_corpus(tmp_path / "corpus", files=2)
+    run = tmp_path / "run"
+    proc = trainer_process(run, corpus)
+    _wait_for_trainer(qtbot, run, proc)
+
+    assert window.open_run(run)
+    assert window.follower.active and window.worker.follow_sink is not None
+    assert not window.start_action.isEnabled()
+    assert f"pid {proc.pid}" in window.follower.label.text()
+    assert window.status_labels["state"].text() == "following"
+    start = window.store.current_step
+    qtbot.waitUntil(lambda: window.store.current_step >= start + 5, timeout=WAIT_MS)  # curves grow
+    steps = window.store.steps.view()
+    assert np.all(np.diff(steps) > 0) and len(window.store.curves["total"]) == len(steps)
+    window.start_training()  # refused with the way to a variant, nothing started
+    assert not window.worker.is_running and "fork it" in window.notice_label.text()
+
+    # Steering: the weights panel's change goes to control.jsonl; the trainer applies it and
+    # the event, with its step and control id, comes back into the store.
+    weights = window.panels["weights"]
+    weights.set_weight("mrstft", 2.5)
+    weights.flush()
+    qtbot.waitUntil(lambda: bool(_control_events(window, "weights")), timeout=WAIT_MS)
+    event = _control_events(window, "weights")[0]
+    assert event["changes"]["mrstft"][1] == 2.5 and event["step"] >= start
+    qtbot.waitUntil(lambda: "applied" in weights.rows["mrstft"].status.text(), timeout=WAIT_MS)
+    line = json.loads((run / "control.jsonl").read_text().splitlines()[0])
+    assert line["setting"] == "mrstft" and line["value"] == 2.5 and line["id"] == event["control"]
+
+    # Listening: a file clip reconstructed here from the trainer's newest checkpoint.
+    qtbot.waitUntil(lambda: (run / "checkpoints" / "latest.json").is_file(), timeout=WAIT_MS)
+    results = []
+    window.worker.result.connect(results.append)
+    audition = window.panels["audition"]
+    assert audition.set_clip_from_file(str(next(corpus.glob("*.wav"))))
+    qtbot.waitUntil(lambda: any(r.get("kind") == "reconstruction" for r in results), timeout=WAIT_MS)
+    answer = [r for r in results if r.get("kind") == "reconstruction"][-1]
+    assert "error" not in answer, answer.get("error")
+    assert answer["audio"].size > 0 and answer["step"] >= 15
+    # (a newer checkpoint meanwhile asks again: the panel takes the answer to its latest request)
+    qtbot.waitUntil(lambda: audition.clip.reconstruction is not None, timeout=WAIT_MS)
+    assert audition.clip.reconstruction.shape == audition.clip.original.shape
+
+    # The trainer dies (kill -9: its lock file stays behind): the app says so and keeps it all.
+    rows_before = len(window.store.steps)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    qtbot.waitUntil(lambda: not window.follower.active, timeout=WAIT_MS)
+    assert "stopped without closing" in window.notice_label.text()
+    assert len(window.store.steps) >= rows_before
+    assert window.worker.follow_sink is None and window.start_action.isEnabled()
+    assert window.start_action.text() == "Resume"
