@@ -11,6 +11,7 @@ costs nothing.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,6 +19,9 @@ from vqstudio.audio.corpus import scan_corpus
 from vqstudio.errors import UserError
 from vqstudio.experiments.checkpoint_ref import resolve_ref
 from vqstudio.experiments.corpus_eval import evaluate_on_corpus, load_model
+from vqstudio.experiments.denoise import check_strength
+from vqstudio.experiments.denoise import denoise as denoise_audio
+from vqstudio.experiments.denoise import label as denoise_label
 from vqstudio.model.inference import check_levels
 
 # (key in an entry, column heading, +1 if higher is better, -1 if lower is)
@@ -35,10 +39,15 @@ BAND_PREFIX = "band_error_db/"  # one column per band of band_error_db, lower is
 
 def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
             max_seconds: float | None = 30.0, device: str = "cpu",
-            on_skip: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
-    """One entry per reference: ``run``, ``checkpoint``, ``step`` and the eval figures."""
+            on_skip: Callable[[str, str], None] | None = None,
+            denoise: float | None = None) -> list[dict[str, Any]]:
+    """One entry per reference: ``run``, ``checkpoint``, ``step`` and the eval figures; with
+    ``denoise`` (a strength, 0..1) each is followed by the same checkpoint's reconstructions
+    through :func:`vqstudio.experiments.denoise.denoise`, marked ``variant: "denoised S"``."""
     if not refs:
         raise UserError("compare needs at least one run", "name runs as RUN or RUN:STEP|best|latest")
+    if denoise is not None:
+        denoise = check_strength(denoise, "--denoise")
     resolved = [resolve_ref(text) for text in refs]
     for ref in resolved:
         check_levels(levels, ref.config.model.rvq_levels, "--levels")
@@ -52,6 +61,12 @@ def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
         summary = evaluate_on_corpus(model, ref.config, corpus.files, levels=levels,
                                      max_seconds=max_seconds, device=device)
         entries.append({"run": str(ref.run.path), "checkpoint": ref.path.name, "step": step, **summary})
+        if denoise is not None:
+            post = partial(denoise_audio, strength=denoise)
+            summary = evaluate_on_corpus(model, ref.config, corpus.files, levels=levels,
+                                         max_seconds=max_seconds, device=device, post=post)
+            entries.append({"run": str(ref.run.path), "checkpoint": ref.path.name, "step": step,
+                            "variant": denoise_label(denoise), **summary})
     return entries
 
 
@@ -85,7 +100,8 @@ def best_rows(entries: Sequence[dict[str, Any]], key: str, better: int) -> set[i
 
 
 def label(entry: dict[str, Any]) -> str:
-    return f"{Path(entry['run']).name}:{entry['step']}"
+    text = f"{Path(entry['run']).name}:{entry['step']}"
+    return f"{text} {entry['variant']}" if entry.get("variant") else text
 
 
 def format_table(entries: Sequence[dict[str, Any]]) -> str:

@@ -10,7 +10,7 @@ table) give the same numbers for the same checkpoint: each clip is read from its
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,14 +26,19 @@ from vqstudio.model.inference import reconstruct
 
 def evaluate_on_corpus(model: torch.nn.Module, config: Config, files: Sequence[Any], *,
                        levels: int | None = None, max_seconds: float | None = 30.0,
-                       device: str | torch.device | None = None) -> dict[str, Any]:
+                       device: str | torch.device | None = None,
+                       post: Callable[[np.ndarray, int], np.ndarray] | None = None) -> dict[str, Any]:
     """The mean figures of ``model`` over ``files`` (a corpus's ``FileInfo`` list, each with a
-    ``path``), plus ``codebook_entropy`` (per level), ``files`` (how many) and ``levels``."""
+    ``path``), plus ``codebook_entropy`` (per level), ``files`` (how many) and ``levels``.
+    ``post(reconstruction, sample_rate)`` is applied to each reconstruction before it is measured
+    (e.g. a denoiser)."""
     sr = config.model.sample_rate
     rows, all_codes = [], []
     for info in files:
         wave = read_audio(info.path, sr, duration=max_seconds)
         recon, codes = reconstruct(model, wave, levels, device=device, with_codes=True)
+        if post is not None:
+            recon = post(recon, sr)
         rows.append(metrics.evaluate_pair(wave, recon, sr))
         all_codes.append(codes)
     summary = metrics.aggregate(rows)
