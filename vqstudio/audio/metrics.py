@@ -28,63 +28,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from vqstudio.audio.clip_pair import MAX_TRIM_SAMPLES, as_mono, match_lengths  # noqa: F401 (re-exported)
 from vqstudio.audio.spectral import LOG_FLOOR, StftParams, mel_filterbank
+from vqstudio.audio.speech_scores import _resample, pesq_score, stoi_score  # noqa: F401 (re-exported)
 from vqstudio.errors import UserError
 
 EPS = 1e-12
-# A codec decodes whole frames, so a reconstruction can be a little longer (or shorter) than the
-# clip it came from; up to one hop of the largest preset (music-44k, hop 512) is trimmed from the
-# end of the longer one rather than refused. Anything more is a different clip.
-MAX_TRIM_SAMPLES = 512
 MAX_MELS = 80
 # Power floor of the MR-STFT log magnitude (magnitude floor 1e-4), as auraloss does, so figures
 # compare with published ones.
 MRSTFT_POWER_FLOOR = 1e-8
-PESQ_RATES = (8000, 16000)
 
 
 # -- inputs -----------------------------------------------------------------------------------
-
-
-def as_mono(wave: Any, name: str = "audio") -> np.ndarray:
-    """A waveform ``[T]``, ``[1, T]`` or ``[1, 1, T]`` (numpy or torch) as float64 numpy ``[T]``."""
-    if isinstance(wave, torch.Tensor):
-        wave = wave.detach().to("cpu", torch.float64).numpy()
-    arr = np.asarray(wave, dtype=np.float64)
-    if arr.ndim > 1 and all(s == 1 for s in arr.shape[:-1]):
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise UserError(
-            f"{name} has shape {tuple(arr.shape)}, not a mono waveform",
-            "mix it down to one channel (shape [T]) before comparing",
-        )
-    if not np.all(np.isfinite(arr)):
-        raise UserError(f"{name} contains NaN or infinite samples", "check the model output")
-    return arr
-
-
-def match_lengths(
-    reference: Any, estimate: Any, max_trim: int = MAX_TRIM_SAMPLES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both clips as float64 ``[T]`` of one length.
-
-    A difference of at most ``max_trim`` samples (one codec hop) is trimmed from the end of the
-    longer clip; a larger one raises :class:`UserError` naming both lengths.
-    """
-    ref = as_mono(reference, "reference")
-    est = as_mono(estimate, "estimate")
-    if len(ref) != len(est):
-        if abs(len(ref) - len(est)) > max_trim:
-            raise UserError(
-                f"reference has {len(ref)} samples but estimate has {len(est)} "
-                f"(they differ by more than one hop, {max_trim} samples)",
-                "compare a reconstruction with the clip it was made from, at the same sample rate",
-            )
-        n = min(len(ref), len(est))
-        ref, est = ref[:n], est[:n]
-    if len(ref) == 0:
-        raise UserError("reference and estimate are empty", "compare clips with some audio in them")
-    return ref, est
 
 
 def _require_length(length: int, n_fft: int, what: str) -> None:
@@ -346,48 +302,6 @@ def codebook_entropy(codes: Any, codebook_size: int) -> list[float]:
         p = counts[counts > 0] / total
         entropies.append(float(max(0.0, -np.sum(p * np.log(p)) / math.log(codebook_size))))
     return entropies
-
-
-# -- optional perceptual scores ---------------------------------------------------------------
-
-
-def _resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if from_rate == to_rate:
-        return wave
-    g = math.gcd(int(from_rate), int(to_rate))
-    return resample_poly(wave, to_rate // g, from_rate // g)
-
-
-def pesq_score(reference: Any, estimate: Any, sample_rate: int) -> float | None:
-    """PESQ (MOS-LQO, about 1 to 4.6) of mono clips ``[T]``; None without the ``pesq`` package.
-
-    Wide band at 16 kHz (narrow band when the clips are at 8 kHz); other rates are resampled to
-    16 kHz first. nan when PESQ refuses the clip (no speech detected, too short).
-    """
-    try:
-        from pesq import PesqError, pesq
-    except ImportError:
-        return None
-    ref, est = match_lengths(reference, estimate)
-    rate = sample_rate if sample_rate in PESQ_RATES else 16000
-    mode = "nb" if rate == 8000 else "wb"
-    ref, est = _resample(ref, sample_rate, rate), _resample(est, sample_rate, rate)
-    try:
-        return float(pesq(rate, ref.astype(np.float32), est.astype(np.float32), mode))
-    except PesqError:
-        return math.nan
-
-
-def stoi_score(reference: Any, estimate: Any, sample_rate: int) -> float | None:
-    """STOI (0 to 1, intelligibility) of mono clips ``[T]``; None without the ``pystoi`` package."""
-    try:
-        from pystoi import stoi
-    except ImportError:
-        return None
-    ref, est = match_lengths(reference, estimate)
-    return float(stoi(ref, est, sample_rate, extended=False))
 
 
 # -- one clip, many clips ---------------------------------------------------------------------
