@@ -397,6 +397,8 @@ class MainWindow(QMainWindow):
             if not self.worker.stop(save=True):
                 self.show_notice("Training did not stop in time; closing anyway")
         self.redraw_timer.stop()
+        if hasattr(self.panels.get("audition"), "close_sources"):
+            self.panels["audition"].close_sources()  # its checkpoint inference thread
         if self.player is not None:
             self.player.close()
         super().closeEvent(event)
