@@ -263,6 +263,53 @@ def test_torchrun_two_processes_write_one_consistent_run(corpus, tmp_path):
     assert not any(k.startswith("module.") for k in state["model"])
 
 
+def test_torchrun_job_stopped_by_a_group_sigterm_saves_once_at_the_step_all_ranks_reached(corpus, tmp_path):
+    # What a scheduler does: SIGTERM to the job's process group. Each worker gets it directly and
+    # again from torchrun's agent; both ranks stop at one step and rank 0 saves it. (torchrun itself
+    # then exits with its own signal error: that is the launcher's behaviour, not ours.)
+    run = tmp_path / "ddp"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+         "29519", "-m", "vqstudio", "train", "--data", str(corpus), "--run-dir", str(run),
+         "--steps", "100000", *tiny_sets()],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        metrics = run / "metrics.csv"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) > 3:
+                break
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    steps = pd.read_csv(run / "metrics.csv")["step"].tolist()
+    assert steps == list(range(1, len(steps) + 1))  # one writer, no repeats
+    assert state["step"] == steps[-1] >= 3
+    assert f"Stopped by SIGTERM at step {state['step']}; checkpoint saved" in out, out[-3000:]
+    assert out.count("checkpoint saved") == 1, out[-3000:]
+
+
+def test_a_stop_signal_delivered_twice_at_once_is_one_request_a_later_one_forces_the_exit():
+    from vqstudio.train.stopping import StopSignals
+
+    with StopSignals() as signals:
+        signals.repeat_window_s = 0.5
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # the same request (torchrun forwarding a group signal)
+        assert signals.stop_signal == "SIGTERM"
+        time.sleep(0.6)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs at the next bytecode boundary
+
+
 def test_app_without_a_display_says_how_to_run_it():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     result = subprocess.run([sys.executable, "main.py"], cwd=REPO, capture_output=True, text=True,

@@ -3,8 +3,8 @@
 ``SIGTERM`` (a cluster scheduler, systemd, a logout), ``SIGINT`` (Ctrl-C) and ``SIGHUP`` (a closed
 terminal) all mean "stop": finish the step in progress, save a checkpoint, exit 0 saying where.
 ``SIGUSR1`` (the usual pre-emption warning of cluster schedulers) means "save a checkpoint now and
-go on". A second stop signal while the first is being served raises ``KeyboardInterrupt``: the
-way out of a job that hangs.
+go on". A second stop signal while the first is being served (more than ``REPEAT_WINDOW_S``
+after it) raises ``KeyboardInterrupt``: the way out of a job that hangs.
 
 :class:`StopSignals` is Qt-free and is the one place this is decided. Its handlers only set flags
 (a handler runs between two bytecodes of the main thread, possibly inside a mailbox call, so it
@@ -21,27 +21,38 @@ saves a checkpoint).
 from __future__ import annotations
 
 import signal
+import time
 from typing import Any
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 CHECKPOINT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGUSR1",) if hasattr(signal, name))
+# A scheduler's SIGTERM to the job's process group reaches each torchrun worker twice: directly
+# and forwarded by torchrun's agent a moment later. A second stop signal within this window is
+# that same request; a later one means "stop now".
+REPEAT_WINDOW_S = 2.0
 
 
 class StopSignals:
     """Flags set by the stop and checkpoint signals; a context manager that installs the handlers
     (main thread only) and puts the previous ones back on exit."""
 
+    repeat_window_s = REPEAT_WINDOW_S
+
     def __init__(self) -> None:
         self.stop_signal: str | None = None  # the name of the first stop signal received
         self.checkpoint_wanted = False
+        self._stop_time = 0.0
         self._previous: dict[int, Any] = {}
 
     # -- handlers ---------------------------------------------------------------------------------
 
     def _on_stop(self, signum: int, frame) -> None:
+        now = time.monotonic()
         if self.stop_signal is not None:
-            raise KeyboardInterrupt  # asked twice: stop now, without the checkpoint
-        self.stop_signal = signal.Signals(signum).name
+            if now - self._stop_time < self.repeat_window_s:
+                return  # the same request delivered twice (a group signal that torchrun forwards)
+            raise KeyboardInterrupt  # asked again: stop now, without the checkpoint
+        self.stop_signal, self._stop_time = signal.Signals(signum).name, now
 
     def _on_checkpoint(self, signum: int, frame) -> None:
         self.checkpoint_wanted = True
