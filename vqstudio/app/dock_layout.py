@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from vqstudio.app.panels import PANELS, PanelSpec
 
-SETTINGS_VERSION = 2  # bump when the dock layout changes: older saved states are then ignored
+SETTINGS_VERSION = 3  # bump when the dock layout changes: older saved states are then ignored
 DEFAULT_SIZE = (1560, 960)
 
 
@@ -44,11 +44,17 @@ def arrange_default(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
     window.splitDockWidget(d["losses"], d["weights"], Qt.Orientation.Vertical)
     window.splitDockWidget(d["spectrograms"], d["codebooks"], Qt.Orientation.Vertical)
     window.splitDockWidget(d["codebooks"], d["audition"], Qt.Orientation.Vertical)
+    # Below both columns, low: the runs compared (left) and their comparison table.
+    window.addDockWidget(area.BottomDockWidgetArea, d["runs"])
+    window.splitDockWidget(d["runs"], d["compare"], Qt.Orientation.Horizontal)
 
 
 def default_proportions(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
     """Dock sizes of the default layout (only take once the window has its size)."""
     width, height = window.width(), window.height()
+    window.resizeDocks([d["runs"], d["compare"]], [int(width * 0.35), int(width * 0.65)],
+                       Qt.Orientation.Horizontal)
+    window.resizeDocks([d["runs"]], [int(height * 0.18)], Qt.Orientation.Vertical)
     window.resizeDocks([d["losses"], d["spectrograms"]], [width // 2, width // 2], Qt.Orientation.Horizontal)
     window.resizeDocks([d["losses"], d["weights"]], [int(height * 0.64), int(height * 0.36)],
                        Qt.Orientation.Vertical)

@@ -215,3 +215,14 @@ def _resolved(path: str | Path) -> str:
         return str(Path(path).resolve())
     except OSError:
         return str(Path(path).absolute())
+
+
+def link_runs(window) -> RunList:
+    """The window's Runs list, around its store: handed to every panel that takes one
+    (``set_runs``: the Runs, Losses and Compare panels), its notices to the notice bar."""
+    runs = RunList(window.store, window)
+    runs.notice.connect(window.show_notice)
+    for panel in window.panels.values():
+        if hasattr(panel, "set_runs"):
+            panel.set_runs(runs)
+    return runs

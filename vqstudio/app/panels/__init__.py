@@ -1,4 +1,4 @@
-"""The window's panels: losses, weights, codebooks, spectrograms and audition.
+"""The window's panels: losses, weights, codebooks, spectrograms, audition, runs and compare.
 
 Each panel is a QWidget built as ``Panel(store, worker, parent=None)`` (the audition panel also
 takes the A/B player) that reads the :class:`~vqstudio.app.store.RunStore` when the window's redraw
@@ -24,4 +24,6 @@ PANELS = (
     PanelSpec("weights", "Weights", "weights", "WeightsPanel"),
     PanelSpec("codebooks", "Codebooks", "codebooks", "CodebookPanel"),
     PanelSpec("audition", "Audition", "audition", "AuditionPanel"),
+    PanelSpec("runs", "Runs", "runs", "RunsPanel"),
+    PanelSpec("compare", "Compare", "compare_table", "ComparePanel"),
 )

@@ -1,0 +1,317 @@
+"""The Compare panel: chosen runs and checkpoints measured on the same clips, one row each, one
+column per figure of ``vqstudio compare`` (PESQ and STOI when their packages are installed), the
+best of each column marked (bold, a star, tinted), and what the blind listening tests of each
+checkpoint found (``listening.jsonl`` in its run folder).
+
+The rows are the runs ticked in the Runs list, each at a checkpoint chosen in its row (latest,
+best, or a step); "Add row" lists the selected run again, to compare two checkpoints of one run.
+Measure runs :class:`~vqstudio.app.compare_runner.CompareRunner` (a child process per
+checkpoint, with progress and Cancel); the figures stay until the rows change.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vqstudio.app import theme
+from vqstudio.app.compare_runner import CompareRunner
+from vqstudio.experiments.checkpoint_ref import available
+from vqstudio.experiments.compare import _columns as figure_columns
+from vqstudio.experiments.compare import _value as figure_value
+from vqstudio.experiments.compare import best_rows
+from vqstudio.train.checkpoint import checkpoint_name, latest_checkpoint
+from vqstudio.train.runfolder import RunFolder
+
+FIXED = ["run", "checkpoint"]
+LISTENING = "listening"
+BEST_MARK = " ★"
+DENOISE_STRENGTH = 0.5
+
+
+def listening_cells(run_dir: Path) -> dict[str, str]:
+    """Checkpoint file name (with a variant, e.g. "step-00000400.pt denoised 0.5") -> the short
+    text of its listening results, read through :mod:`vqstudio.experiments.listening`."""
+    try:
+        from vqstudio.experiments.listening import run_summary
+    except ImportError:  # an install without the listening tests: an empty column
+        return {}
+    try:
+        summary = run_summary(run_dir)
+    except Exception:  # an unreadable listening.jsonl must not stop the table
+        return {}
+    mine = {str(run_dir), str(Path(run_dir).resolve())}
+    return {checkpoint: result.cell() for (run, checkpoint), result in summary.items()
+            if run in mine or str(Path(run).resolve()) in mine}
+
+
+class ComparePanel(QWidget):
+    """The comparison table of the runs ticked in the Runs list."""
+
+    def __init__(self, store, worker=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.store, self.worker = store, worker
+        self.runs = None
+        self.rows: list[dict[str, Any]] = []  # {"run": Path, "choice": QComboBox, "entries": [..]}
+        self._rows_dirty = True
+        self.runner = CompareRunner(self)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.measured.connect(self._on_measured)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.finished.connect(self._on_finished)
+
+        self.data_edit = QLineEdit()
+        self.data_edit.setPlaceholderText("clips to measure on (a folder or manifest)")
+        browse = QPushButton("…")
+        browse.setToolTip("Choose the folder of clips every checkpoint is measured on")
+        browse.clicked.connect(self._browse)
+        self.denoised = QCheckBox("+ denoised")
+        self.denoised.setToolTip("Also measure each checkpoint's reconstructions through the "
+                                 f"spectral-gating denoiser (strength {DENOISE_STRENGTH})")
+        self.add_row_button = QPushButton("Add row")
+        self.add_row_button.setToolTip("List the selected run again, to compare two of its checkpoints")
+        self.add_row_button.clicked.connect(self.add_row_for_selected)
+        self.measure_button = QPushButton("Measure")
+        self.measure_button.setToolTip("Measure every row's checkpoint on the same clips")
+        self.measure_button.clicked.connect(self.measure)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setFormat("%v/%m")
+        self.status = QLabel("Tick runs in the Runs panel, choose their checkpoints, press Measure")
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, len(FIXED) + 1)
+        self.table.setHorizontalHeaderLabels(FIXED + [LISTENING])
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+
+        top = QHBoxLayout()
+        top.addWidget(self.data_edit, 1)
+        top.addWidget(browse)
+        top.addWidget(self.denoised)
+        top.addWidget(self.add_row_button)
+        top.addWidget(self.measure_button)
+        top.addWidget(self.cancel_button)
+        top.addWidget(self.progress)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def set_runs(self, runs) -> None:
+        self.runs = runs
+        runs.changed.connect(self._mark_rows_dirty)
+        self._rows_dirty = True
+
+    def refresh(self) -> None:
+        if self._rows_dirty and not self.runner.running:
+            self._rows_dirty = False
+            self._sync_rows()
+        if not self.data_edit.text() and self.store.info.get("data"):
+            self.data_edit.setText(str(self.store.info["data"]))
+
+    def refs(self) -> list[str]:
+        """``RUN:CKPT`` of every row, as ``vqstudio compare`` takes them."""
+        return [f"{row['run']}:{row['checkpoint']}" for row in self.rows]
+
+    def measure(self) -> None:
+        """Measure every row's checkpoint on the clips named above (off the GUI thread)."""
+        if self.runner.running:
+            return
+        refs, data = self.refs(), self.data_edit.text().strip()
+        if not refs:
+            self.status.setText("Nothing to measure: tick runs that have checkpoints in the Runs panel")
+            return
+        if not data:
+            self.status.setText("Choose the clips to measure on first (the … button)")
+            return
+        for row in self.rows:
+            row["entries"], row["error"] = [], ""
+        self._fill()
+        self.measure_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"measuring {len(refs)} checkpoint(s) on {data}…")
+        self.runner.start(refs, data, denoise=DENOISE_STRENGTH if self.denoised.isChecked() else None)
+
+    def cancel(self) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+
+    def add_row_for_selected(self) -> None:
+        selected = sorted({i.row() for i in self.table.selectedIndexes()})
+        source = self.rows[selected[0]]["run"] if selected else (self.rows[0]["run"] if self.rows else None)
+        if source is not None:
+            self.rows.append(self._new_row(source))
+            self._fill()
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every measured entry, in row order (a row with a denoised variant gives two)."""
+        return [entry for row in self.rows for entry in row.get("entries", [])]
+
+    def best_cells(self) -> set[tuple[int, str]]:
+        """(table row, column heading) of the cells marked best."""
+        marked = set()
+        for r in range(self.table.rowCount()):
+            for c in range(len(FIXED), self.table.columnCount()):
+                item = self.table.item(r, c)
+                if item is not None and item.text().endswith(BEST_MARK):
+                    marked.add((r, self.table.horizontalHeaderItem(c).text()))
+        return marked
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def _mark_rows_dirty(self) -> None:
+        self._rows_dirty = True
+
+    def _sync_rows(self) -> None:
+        """One row per ticked run that has checkpoints (rows the user added for a run stay while
+        the run is ticked; figures stay with their rows)."""
+        shown = self.runs.shown() if self.runs is not None else []
+        wanted = [e.path for e in shown if e.path is not None and available(RunFolder(e.path))]
+        kept = [row for row in self.rows if row["run"] in wanted]
+        for path in wanted:
+            if not any(row["run"] == path for row in kept):
+                kept.append(self._new_row(path))
+        kept.sort(key=lambda row: wanted.index(row["run"]))
+        self.rows = kept
+        self._fill()
+
+    @staticmethod
+    def _new_row(run: Path) -> dict[str, Any]:
+        choices = [("latest", "latest")] + [(n if n == "best" else f"step {n}", n)
+                                            for n in reversed(available(RunFolder(run)))]
+        return {"run": Path(run), "checkpoint": "latest", "choices": choices, "entries": [], "error": ""}
+
+    def _chooser(self, row: dict[str, Any]) -> QComboBox:
+        """The row's checkpoint chooser (made anew with the table: the table owns its widgets)."""
+        choice = QComboBox()
+        for text, value in row["choices"]:
+            choice.addItem(text, value)
+        choice.setCurrentIndex(max(0, choice.findData(row["checkpoint"])))
+        choice.setToolTip("The checkpoint of this run to measure")
+        choice.currentIndexChanged.connect(lambda i, r=row, c=choice: self._choose(r, c.itemData(i)))
+        return choice
+
+    def set_checkpoint(self, row: int, checkpoint: str) -> None:
+        """Choose row ``row``'s checkpoint (``latest``, ``best`` or a step), as its chooser does."""
+        self._choose(self.rows[row], str(checkpoint))
+
+    def _choose(self, row: dict[str, Any], checkpoint: str) -> None:
+        if row["checkpoint"] != checkpoint:
+            row["checkpoint"], row["entries"], row["error"] = checkpoint, [], ""
+            self._fill()
+
+    def _fill(self) -> None:
+        """Lay the rows out: one table row per measured entry (or one for an unmeasured row)."""
+        entries = self.entries()
+        columns = figure_columns(entries) if entries else []
+        headings = FIXED + [heading for _, heading, _ in columns] + [LISTENING]
+        marks = {key: best_rows(entries, key, better) for key, _, better in columns}
+        self.table.clearContents()
+        lines = [(row, entry) for row in self.rows for entry in (row["entries"] or [None])]
+        self.table.setColumnCount(len(headings))
+        self.table.setHorizontalHeaderLabels(headings)
+        self.table.setRowCount(len(lines))
+        listening: dict[Path, dict[str, str]] = {}
+        index = 0
+        for r, (row, entry) in enumerate(lines):
+            self.table.setItem(r, 0, QTableWidgetItem(row["run"].name))
+            if entry is None or entry is row["entries"][0]:
+                self.table.setCellWidget(r, 1, self._chooser(row))
+            else:
+                self.table.setItem(r, 1, QTableWidgetItem(entry.get("variant", "")))
+            if entry is None:
+                if row.get("error"):
+                    self.table.setItem(r, 2, QTableWidgetItem(row["error"]))
+            else:
+                for c, (key, _heading, _better) in enumerate(columns, start=len(FIXED)):
+                    self.table.setItem(r, c, self._figure(entry, key, index in marks[key]))
+                index += 1
+            cells = listening.setdefault(row["run"], listening_cells(row["run"]))
+            name = (entry or {}).get("checkpoint") or self._checkpoint_file(row)
+            if entry is not None and entry.get("variant"):
+                name = f"{name} {entry['variant']}"
+            self.table.setItem(r, len(headings) - 1, QTableWidgetItem(cells.get(name, "")))
+        self.table.resizeColumnsToContents()
+
+    @staticmethod
+    def _checkpoint_file(row: dict[str, Any]) -> str:
+        choice = row["checkpoint"]
+        if choice == "best":
+            return "best.pt"
+        if choice == "latest":
+            latest = latest_checkpoint(RunFolder(row["run"]).checkpoint_dir)
+            return latest.name if latest is not None else ""
+        return checkpoint_name(int(choice)) if str(choice).isdigit() else ""
+
+    @staticmethod
+    def _figure(entry: dict[str, Any], key: str, best: bool) -> QTableWidgetItem:
+        value = figure_value(entry, key)
+        text = "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+        item = QTableWidgetItem(text + (BEST_MARK if best else ""))
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if best:
+            font = QFont()
+            font.setBold(True)
+            item.setFont(font)
+            item.setForeground(QBrush(QColor(theme.OK)))
+        return item
+
+    # -- the runner -----------------------------------------------------------------------------
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Clips to measure on", self.data_edit.text())
+        if folder:
+            self.data_edit.setText(folder)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _on_measured(self, index: int, entries: list) -> None:
+        if index < len(self.rows):
+            self.rows[index]["entries"] = entries
+            self._fill()
+
+    def _on_failed(self, index: int, message: str) -> None:
+        if index < len(self.rows):
+            self.rows[index]["error"] = message
+            self._fill()
+        self.status.setText(message)
+
+    def _on_finished(self, complete: bool) -> None:
+        self.measure_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        failed = sum(bool(row.get("error")) for row in self.rows)
+        if not complete:
+            self.status.setText("Cancelled; the figures measured so far are shown")
+        elif not failed:
+            clips = self.entries()[0].get("files") if self.entries() else 0
+            self.status.setText(f"{len(self.rows)} checkpoint(s) measured on the same {clips} clip(s); "
+                                f"{BEST_MARK.strip()} the best in its column")
+        if self._rows_dirty:
+            self._rows_dirty = False
+            self._sync_rows()
