@@ -1,6 +1,6 @@
 """VQ Studio: train, measure, compare and diagnose RVQ audio codecs, or start the desktop app.
 
-This module builds the parser (``presets | train | reconstruct | eval | compare | diagnose | prepare
+This module builds the parser (``presets | train | reconstruct | eval | compare | diagnose | set | prepare
 | app | install-desktop``); the larger commands live in ``vqstudio/commands/`` (and
 ``diagnose/command.py``). Every mistake a user can make ends as one line on stderr naming the
 problem and the fix, and exit status 2; nothing prints a traceback unless it is a bug.
@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_diagnose_arguments(p)
     p.set_defaults(handler=cmd_diagnose)
+
+    p = sub.add_parser("set", help="change live settings of a run another process trains (its control file)")
+    from vqstudio.experiments.set_command import add_arguments as add_set_arguments, run as cmd_set
+
+    add_set_arguments(p)
+    p.set_defaults(handler=cmd_set)
 
     p = sub.add_parser("prepare", help="decode and resample a corpus once into memory-mapped shards")
     p.add_argument("data", help="folder of audio files, or a manifest (.txt, .jsonl, Lhotse .jsonl.gz)")

@@ -8,14 +8,17 @@ replaces ``metrics.csv`` and ``events.jsonl`` atomically: a new inode, often sho
   it reads nothing (a few microseconds);
 - only complete lines are returned; bytes after the last newline stay unread and are read again,
   whole, once their newline arrives (:attr:`FileTail.partial` says whether some are waiting);
-- a file that got shorter, or is another file now (device and inode), is read again from the
-  start and :meth:`read` says so (``restarted``), so the reader can forget what it had.
+- a file that got shorter, or is another file now (device and inode, or, for a file removed and
+  created again on a reused inode, other first bytes), is read again from the start and
+  :meth:`read` says so (``restarted``), so the reader can forget what it had.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+HEAD_BYTES = 64  # the first bytes remembered, to tell a new file on a reused inode
 
 
 class FileTail:
@@ -25,6 +28,7 @@ class FileTail:
         self.partial = 0  # bytes after the last newline seen (a line being written)
         self._identity: tuple[int, int] | None = None
         self._size = -1
+        self._head = b""
 
     def read(self) -> tuple[list[bytes], bool]:
         """``(new whole lines without their newline, restarted)``; a missing file reads as none
@@ -45,6 +49,10 @@ class FileTail:
         self._size = st.st_size
         try:
             with open(self.path, "rb") as handle:
+                head = handle.read(HEAD_BYTES)
+                if self.offset and head[:len(self._head)] != self._head[:len(head)]:
+                    restarted, self.offset, self.partial = True, 0, 0  # another file, same inode
+                self._head = head
                 handle.seek(self.offset)
                 data = handle.read(max(0, st.st_size - self.offset))
         except OSError:

@@ -9,7 +9,8 @@ value is a ``refused`` event; training goes on.
 
 Under ``torchrun`` every rank calls :meth:`Steering.serve` at the start of every step; rank 0's
 lines are broadcast (one small broadcast per step, a second one only when there is something),
-so every rank changes at the same step.
+so every rank changes at the same step. After a change, the ranks' steps and live values are
+gathered once and rank 0 logs them (a ``ranks`` event), so the log shows that they agree.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Steering:
             lines = _broadcast(lines)
         for line in lines:
             apply_line(trainer, line)
+        if self.world > 1 and lines:
+            _record_agreement(trainer, [line.id for line in lines])
 
 
 def apply_line(trainer, line: ControlLine) -> None:
@@ -72,6 +75,23 @@ def apply_line(trainer, line: ControlLine) -> None:
         apply_setting(trainer, name, value)
     if trainer.events_recorded == before:  # the value it already had
         trainer.record_event("control", setting=line.setting, value=line.value, note="no change", **tags)
+
+
+def _record_agreement(trainer, ids: list[str]) -> None:
+    """Every rank's step, learning rate and weights after applying ``ids``, logged by rank 0."""
+    import torch
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    names = sorted(trainer.weights)
+    mine = torch.tensor([float(trainer.step_count), trainer.base_lr, *(trainer.weights[n] for n in names)],
+                        dtype=torch.float64, device=device)
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    rows = [t.cpu().tolist() for t in every]
+    trainer.record_event("ranks", controls=ids, steps=[int(r[0]) for r in rows], lr=[r[1] for r in rows],
+                         agree=all(r == rows[0] for r in rows),
+                         weights={n: [r[2 + i] for r in rows] for i, n in enumerate(names)})
 
 
 def _broadcast(lines: list[ControlLine]) -> list[ControlLine]:
