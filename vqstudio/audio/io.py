@@ -16,8 +16,6 @@ Sample positions at a target rate are those of the whole file resampled with
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 import stat
 import struct
@@ -27,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import firwin, resample_poly
 
 from vqstudio.atomic import atomic_path
+from vqstudio.audio.resampler import read_resampled, resample, resampled_length
 from vqstudio.errors import AudioFileError
 
 READ_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -38,9 +36,10 @@ MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 1_000_000
 BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 256 KiB per channel in float32
 
-# scipy's resample_poly designs a Kaiser FIR whose half length is this many input periods of the
-# slower side; the read margin must cover it so a range read matches the whole-file resample.
-_RESAMPLE_HALF_TAPS = 10
+__all__ = ["AudioInfo", "audio_info", "check_audio", "read_audio", "read_samples", "resample",
+           "resampled_length", "write_audio", "READ_SUFFIXES"]
+# integer PCM whose float32 mono is exact from integers: no NaN to look for, and a cheaper decode
+_INT_READS = {"PCM_16": ("int16", 2.0**-15), "PCM_24": ("int32", 2.0**-31)}
 _FIX_REEXPORT = "re-export or re-copy the file, or remove it from the folder"
 
 
@@ -185,9 +184,10 @@ def _mono_blocks(info: AudioInfo, first: int, count: int) -> Iterator[np.ndarray
     done = 0
     try:
         with sf.SoundFile(os.fsencode(path)) as fh:
-            for block in _raw_blocks(fh, info.format, first, count):
-                mono = _mix_down(block)
-                if not np.isfinite(mono).all():
+            exact = _INT_READS.get(fh.subtype) if info.channels <= 2 and info.format != "MP3" else None
+            for mono in _int_blocks(fh, first, count, *exact) if exact else (
+                    _mix_down(block) for block in _raw_blocks(fh, info.format, first, count)):
+                if not exact and not np.isfinite(mono).all():
                     at = (first + done + int(np.argmin(np.isfinite(mono)))) / info.sample_rate
                     raise AudioFileError(
                         path,
@@ -211,6 +211,23 @@ def _mono_blocks(info: AudioInfo, first: int, count: int) -> Iterator[np.ndarray
             f"{(first + done) / info.sample_rate:.2f} s",
             _FIX_REEXPORT,
         )
+
+
+def _int_blocks(fh: sf.SoundFile, first: int, count: int, dtype: str, scale: float
+                ) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of 16/24-bit PCM with one or two channels, from integer reads: half
+    the decoding work of a float read, and bit for bit its channel mean (the integers, their sum
+    and the power-of-two scales are exact in float32; a sum of two rounds once either way)."""
+    if first:
+        fh.seek(first)
+    for block in fh.blocks(BLOCK_FRAMES, frames=count, dtype=dtype, always_2d=True):
+        mono = np.empty(len(block), dtype=np.float32)
+        if block.shape[1] == 1:
+            np.multiply(block[:, 0], np.float32(scale), out=mono, dtype=np.float32)
+        else:
+            np.add(block[:, 0], block[:, 1], out=mono, dtype=np.float32)
+            mono *= np.float32(scale / 2)
+        yield mono
 
 
 def _mix_down(block: np.ndarray) -> np.ndarray:
@@ -242,13 +259,12 @@ def _raw_blocks(fh: sf.SoundFile, fmt: str, first: int, count: int) -> Iterator[
     yield from fh.blocks(BLOCK_FRAMES, frames=count, dtype="float32", always_2d=True)
 
 
-def _decode(info: AudioInfo, first: int, count: int) -> np.ndarray:
-    """Mono float32 ``[count]`` of frames ``first .. first + count`` at the file's own rate."""
-    out = np.empty(count, dtype=np.float32)
-    if count == 0:
-        return out
+def _decode(info: AudioInfo, first: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Mono float32 ``[count]`` of frames ``first .. first + count`` at the file's own rate,
+    into ``out`` if given."""
+    out = np.empty(count, dtype=np.float32) if out is None else out
     filled = 0
-    for mono in _mono_blocks(info, first, count):
+    for mono in _mono_blocks(info, first, count) if count else ():
         out[filled : filled + len(mono)] = mono
         filled += len(mono)
     return out
@@ -261,50 +277,6 @@ def check_audio(path: str | os.PathLike) -> AudioInfo:
     for _ in _mono_blocks(info, 0, info.frames):
         pass
     return info
-
-
-# -- resampling ---------------------------------------------------------------------------------
-
-
-def _ratio(from_rate: int, to_rate: int) -> tuple[int, int]:
-    """(up, down): the resampling ratio in lowest terms."""
-    g = math.gcd(int(from_rate), int(to_rate))
-    return int(to_rate) // g, int(from_rate) // g
-
-
-def resampled_length(frames: int, from_rate: int, to_rate: int) -> int:
-    """Samples in ``frames`` frames at ``from_rate`` once resampled to ``to_rate``."""
-    up, down = _ratio(from_rate, to_rate)
-    return -(-frames * up // down)
-
-
-def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling along the last axis (``[T]`` or ``[C, T]``), float32 out.
-
-    The rates are reduced by their gcd (44100 -> 24000 is up 80, down 147) and scipy's
-    ``resample_poly`` applies a Kaiser-windowed low-pass at the lower Nyquist, so content above
-    it is removed rather than folded back.
-    """
-    if from_rate <= 0 or to_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
-    wave = np.asarray(wave, dtype=np.float32)
-    up, down = _ratio(from_rate, to_rate)
-    if up == down:
-        return wave.copy()
-    return resample_poly(wave, up, down, axis=-1, window=_lowpass(up, down)).astype(
-        np.float32, copy=False
-    )
-
-
-@functools.lru_cache(maxsize=32)
-def _lowpass(up: int, down: int) -> np.ndarray:
-    """The FIR that ``resample_poly`` would design for (up, down) with its default Kaiser window,
-    designed once: designing it took as long as filtering a one-second segment."""
-    reach = max(up, down)
-    taps = firwin(2 * _RESAMPLE_HALF_TAPS * reach + 1, 1.0 / reach, window=("kaiser", 5.0))
-    taps = taps.astype(np.float32)
-    taps.flags.writeable = False  # shared between calls; resample_poly works on a copy
-    return taps
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -321,7 +293,8 @@ def read_samples(
     """Mono float32 ``[count]``: samples ``first .. first + count`` of the file at ``sample_rate``
     (its own rate if None), as they are in the whole file resampled; shorter at the file's end.
 
-    Only the frames needed (plus the resampling filter's reach) are decoded. Pass ``info`` from
+    Only the frames needed (plus the resampling filter's reach, :mod:`~vqstudio.audio.resampler`)
+    are decoded. Pass ``info`` from
     an earlier :func:`audio_info` to skip re-reading the header.
     """
     info = info or audio_info(path)
@@ -338,18 +311,11 @@ def read_samples(
     count = total - first if count is None else max(0, min(int(count), total - first))
     if rate == info.sample_rate:
         return _decode(info, first, count)
-    up, down = _ratio(info.sample_rate, rate)
-    if first == 0 and count == total:
-        return resample(_decode(info, 0, info.frames), info.sample_rate, rate)
-    # Start on an output sample that falls exactly on an input frame (a multiple of `up`), so the
-    # chunk's resampled grid coincides with the whole file's; widen by the filter's reach.
-    reach = -(-_RESAMPLE_HALF_TAPS * max(up, down) // down) + 1
-    lo = max(0, first - reach) // up * up
-    hi = min(total, first + count + reach)
-    in_first = lo // up * down
-    in_stop = min(info.frames, -(-hi * down // up))
-    chunk = resample(_decode(info, in_first, in_stop - in_first), info.sample_rate, rate)
-    return np.ascontiguousarray(chunk[first - lo : first - lo + count])
+
+    def decode(out: np.ndarray, start: int) -> None:
+        _decode(info, start, len(out), out)
+
+    return read_resampled(decode, info.frames, info.sample_rate, rate, first, count)
 
 
 def read_audio(
