@@ -49,7 +49,8 @@ def test_trainer_applies_each_line_once_refuses_bad_ones_and_goes_on(corpus, tmp
         for _ in trainer.steps(until=2):
             pass
         lines = append_changes(run, [("lr", 5e-4), ("mrstft", 2.0), ("loss.weights.mel_l1/256", 3.0),
-                                     ("nonsense", 1), ("lr", "fast"), ("lr", -1), ("model.codebook_size", 8)])
+                                     ("nonsense", 1), ("lr", "fast"), ("lr", -1), ("model.codebook_size", 8),
+                                     ("loss.mel_norm", "tanh")])
         with (run / CONTROL_FILE).open("a") as handle:
             handle.write("this is not json\n")
             handle.write('{"id": "late", "setting": "lr", "val')  # still being written
@@ -62,8 +63,11 @@ def test_trainer_applies_each_line_once_refuses_bad_ones_and_goes_on(corpus, tmp
         assert by_id[lines[1]["id"]]["changes"] == {"mrstft": [1.0, 2.0]}
         assert by_id[lines[2]["id"]]["changes"]["mel_l1/256"][1] == 3.0
         assert all(by_id[line["id"]]["step"] == 2 for line in lines)  # all at the step after which they came
-        for line, words in zip(lines[3:], ("not a live setting", "not a usable value", "not > 0",
-                                           "not a live setting")):
+        mel_norm = by_id[lines[7]["id"]]
+        assert mel_norm["kind"] == "mel_norm" and mel_norm["new"] == "tanh", mel_norm
+        assert trainer.config.loss.mel_norm == "tanh"
+        for line, words in zip(lines[3:7], ("not a live setting", "not a usable value", "> 0",
+                                            "not a live setting")):
             assert by_id[line["id"]]["kind"] == "refused" and words in by_id[line["id"]]["reason"]
         junk = [e for e in events if str(e["control"]).startswith("line@")]
         assert len(junk) == 1 and "not JSON" in junk[0]["reason"]

@@ -15,7 +15,7 @@ import time
 from vqstudio.config_values import parse_override, set_dotted
 from vqstudio.errors import ConfigError, UserError
 from vqstudio.experiments.run_tail import RunTail, who_trains
-from vqstudio.train.control_file import append_changes, live_names, resolve
+from vqstudio.train.control_file import append_changes, live_names, resolve, setting_keys
 from vqstudio.train.runfolder import RunFolder
 from vqstudio.train.settings import SETTINGS
 
@@ -35,7 +35,7 @@ def checked_changes(run: RunFolder, texts: list[str]) -> list[tuple[str, object]
     changes = []
     for text in texts:
         key, value = parse_override(text)
-        if resolve(key, SETTINGS, terms) is None:
+        if resolve(key, SETTINGS, terms, setting_keys()) is None:
             raise _not_live(run, config, key, value, terms)
         changes.append((key, value))
     return changes

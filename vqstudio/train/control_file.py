@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from vqstudio.train import settings as live_settings
 from vqstudio.train.file_tail import FileTail
 
 CONTROL_FILE = "control.jsonl"
@@ -117,12 +118,16 @@ class ControlReader:
         return lines
 
 
-def resolve(name: str, live: Iterable[str], terms: Iterable[str]) -> tuple[str, str] | None:
+def resolve(name: str, live: Iterable[str], terms: Iterable[str], keys: dict[str, str] | None = None
+            ) -> tuple[str, str] | None:
     """The live setting ``name`` means, as ``("weights", term)`` or ``(setting, "")``; None if it
     names nothing live. ``loss.weights.mrstft``, ``weight/mrstft`` and ``mrstft`` are the weight of
     term ``mrstft``; ``train.lr`` and ``lr`` the learning rate; ``loss.mel_norm`` the setting
-    ``loss.mel_norm`` if the table has it by that name, else ``mel_norm``."""
+    ``loss.mel_norm`` if the table has it by that name, else ``mel_norm``. ``keys`` maps
+    configuration keys to setting names where they differ."""
     live, terms = set(live), set(terms)
+    if keys and name in keys and keys[name] in live:  # a configuration key the table names
+        return keys[name], ""
     if name in live and name != "weights":
         return name, ""
     for prefix in SECTIONS:
@@ -140,3 +145,9 @@ def resolve(name: str, live: Iterable[str], terms: Iterable[str]) -> tuple[str, 
 def live_names(live: Iterable[str], terms: Iterable[str]) -> list[str]:
     """What :func:`resolve` accepts, for messages: the live settings, then the loss terms."""
     return [n for n in live if n != "weights"] + list(terms)
+
+
+def setting_keys() -> dict[str, str]:
+    """Configuration key -> live setting name, from the settings table (where it has one)."""
+    by_key = getattr(live_settings, "BY_KEY", {})
+    return {key: getattr(row, "name", key) for key, row in by_key.items()}

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vqstudio.train.control_file import ControlLine, ControlReader, control_path, handled_ids, live_names, resolve
+from vqstudio.train.control_file import (ControlLine, ControlReader, control_path, handled_ids, live_names,
+                                         resolve, setting_keys)
 from vqstudio.train.settings import SETTINGS, apply_setting
 
 POLL_SECONDS = 0.1  # at most this often a stat of the control file (it may be on NFS)
@@ -62,7 +63,7 @@ def apply_line(trainer, line: ControlLine) -> None:
     if line.problem is not None:
         trainer.record_event("refused", setting=line.setting or "control line", reason=line.problem, **tags)
         return
-    target = resolve(line.setting, SETTINGS, trainer.weights)
+    target = resolve(line.setting, SETTINGS, trainer.weights, setting_keys())
     if target is None:
         known = ", ".join(live_names(SETTINGS, trainer.weights))
         trainer.record_event("refused", setting=line.setting, reason=f"not a live setting (live: {known})",
