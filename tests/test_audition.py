@@ -293,3 +293,144 @@ def test_levels_ask_the_real_worker_for_a_reconstruction(qtbot, player, tmp_path
         assert panel.clip.reconstruction.shape == (int(1.5 * SR),)
     finally:
         assert worker.stop(save=False)
+
+
+# -- two checkpoints, a denoised source and a blind test ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny run with checkpoints at steps 4 and 8 (real `vqstudio train`), and its clips."""
+    from helpers import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def panel_on_run(qtbot, player, trained_run):
+    """An audition panel on the trained run (no training worker), a corpus clip chosen; its
+    checkpoint inference thread is ended afterwards."""
+    run, corpus = trained_run
+    store = RunStore()
+    store.on_started({"sample_rate": SR, "rvq_levels": 2, "run_dir": str(run), "step": 8,
+                      "corpus_files": [], "data": str(corpus)})
+    panel = AuditionPanel(store, None, player)
+    qtbot.addWidget(panel)
+    assert panel.set_clip_from_file(next(iter(sorted(corpus.iterdir()))))
+    yield panel
+    panel.close_sources()
+
+
+def _wait_for_sources(qtbot, panel, *names, timeout=60000):
+    qtbot.waitUntil(lambda: all(panel.clip.sources.get(n) is not None for n in names)
+                    and all(n in panel.player.sources for n in names), timeout=timeout)
+
+
+def test_two_checkpoints_are_heard_at_one_playhead_and_switching_is_seamless(qtbot, player, trained_run, panel_on_run):
+    import os
+    from pathlib import Path
+
+    from alsa_null import dropouts
+    from vqstudio.app.panels.audition_readouts import FIRST, SECOND
+
+    run, corpus = trained_run
+    panel = panel_on_run
+    assert not panel.source_buttons[FIRST].isEnabled(), "1 is off until a checkpoint is chosen"
+    panel.extra.choosers[FIRST].choose(run, "4")
+    panel.extra.choosers[SECOND].choose(run, "latest")
+    _wait_for_sources(qtbot, panel, FIRST, SECOND)
+    first, second = panel.clip.sources[FIRST], panel.clip.sources[SECOND]
+    assert first.shape == second.shape == panel.clip.original.shape
+    assert not np.allclose(first, second), "steps 4 and 8 are different models"
+    assert panel.extra.about[FIRST]["step"] == 4 and panel.extra.about[SECOND]["step"] == 8
+    assert "r:4" in panel.source_buttons[FIRST].text()
+    assert panel.extra.worker.served == 2
+
+    panel.setFocus()
+    panel.match_box.setChecked(True)
+    panel.toggle_playback()
+    qtbot.waitUntil(lambda: player.is_playing, timeout=2000)
+    heads = _pump(qtbot, panel, 200)
+    since = __import__("time").monotonic()
+    underflows, errors = player.underflows, player.callback_errors
+    for key, expected in [(Qt.Key.Key_1, FIRST), (Qt.Key.Key_2, SECOND), (Qt.Key.Key_A, "original"),
+                          (Qt.Key.Key_Tab, SECOND), (Qt.Key.Key_1, FIRST), (Qt.Key.Key_2, SECOND)]:
+        qtbot.keyClick(panel, key)
+        assert player.selected == expected and panel.source_buttons[expected].isChecked()
+        heads += _pump(qtbot, panel, 120)
+    until = __import__("time").monotonic()
+    assert heads == sorted(heads) and heads[-1] > heads[0] + 0.4, heads
+    assert set(player.gains) >= {FIRST, SECOND}, "both checkpoints are loudness-matched"
+    # The player's own counters: no underflow, no error, no late callback while switching;
+    # and the paced device heard no gap.
+    assert player.underflows == underflows and player.callback_errors == errors
+    assert player.longest_callback_gap_s < 0.1, player.longest_callback_gap_s
+    assert dropouts(Path(os.environ["HOME"]), since, until) == []
+
+    # Back to a checkpoint and clip heard before: the worker's cache answers.
+    panel.extra.choosers[FIRST].choose(run, "8")
+    qtbot.waitUntil(lambda: panel.extra.about.get(FIRST, {}).get("step") == 8, timeout=30000)
+    assert panel.extra.about[FIRST].get("cached"), "run:8 on this clip was reconstructed already"
+    np.testing.assert_array_equal(panel.clip.sources[FIRST], second)
+    panel.extra.choosers[SECOND].clear()
+    qtbot.waitUntil(lambda: SECOND not in player.sources, timeout=2000)
+    assert not panel.source_buttons[SECOND].isEnabled()
+
+
+def test_the_denoised_source_follows_its_base_and_its_strength(qtbot, player, trained_run, panel_on_run):
+    from vqstudio.app.panels.audition_readouts import DENOISED, FIRST
+
+    run, corpus = trained_run
+    panel = panel_on_run
+    panel.extra.choosers[FIRST].choose(run, "latest")
+    panel.extra.denoise_base.setCurrentIndex(panel.extra.denoise_base.findData(FIRST))
+    panel.extra.denoise_base.activated.emit(panel.extra.denoise_base.currentIndex())
+    _wait_for_sources(qtbot, panel, FIRST, DENOISED)
+    assert panel.source_buttons[DENOISED].isEnabled()
+    strong = panel.clip.sources[DENOISED]
+    assert not np.allclose(strong, panel.clip.sources[FIRST])
+    assert np.sqrt(np.mean(strong ** 2)) < np.sqrt(np.mean(panel.clip.sources[FIRST] ** 2))
+
+    panel.extra.strength.setValue(0)  # strength 0: D is 1 unchanged
+    qtbot.waitUntil(lambda: panel.extra.about[DENOISED]["strength"] == 0.0, timeout=30000)
+    np.testing.assert_allclose(panel.clip.sources[DENOISED], panel.clip.sources[FIRST], atol=1e-6)
+    contender = panel.extra.contender(DENOISED)
+    assert contender.variant == "denoised 0" and contender.step == 8
+
+
+def test_an_abx_test_between_two_checkpoints_is_scored_and_saved(qtbot, player, trained_run, panel_on_run):
+    from vqstudio.app.panels.audition_readouts import FIRST, SECOND
+    from vqstudio.experiments.listening import read_listening
+
+    run, corpus = trained_run
+    panel = panel_on_run
+    assert panel.extra.open_blind_test("abx") is None
+    assert "needs two sources" in panel.notice.text()
+    panel.extra.choosers[FIRST].choose(run, "4")
+    panel.extra.choosers[SECOND].choose(run, "8")
+    _wait_for_sources(qtbot, panel, FIRST, SECOND)
+    panel.select_source(FIRST)
+    before = len(read_listening(run))
+    dialog = panel.extra.open_blind_test("abx", seed=7)
+    qtbot.addWidget(dialog)
+    dialog.trials.setValue(6)
+    dialog.start()
+    test = dialog.test
+    qtbot.waitUntil(lambda: {"blind-A", "blind-B"} <= set(player.sources), timeout=2000)
+    assert player.loudness_match
+    assert panel.selected == FIRST, "the transport does not show what the test plays"
+    dialog.play("X")
+    assert player.selected == f"blind-{test.hidden[0]}"
+    for i in range(6):  # right five times, wrong once
+        x = test.hidden[i]
+        dialog.answer(x if i else ("B" if x == "A" else "A"))
+    assert test.done and test.correct == 5
+    assert "5 of 6 right" in dialog.result.text() and "listening.jsonl" in dialog.result.text()
+    records = read_listening(run)
+    assert len(records) == before + 1
+    saved = records[-1]
+    assert saved["kind"] == "abx" and saved["correct"] == 5 and saved["answered"] == 6
+    assert saved["a"]["step"] == 4 and saved["b"]["step"] == 8
+    assert saved["clip"] == panel.clip.name
+    assert player.selected == FIRST and not player.loudness_match, "the player is given back"
+    qtbot.waitUntil(lambda: "blind-A" not in player.sources, timeout=2000)

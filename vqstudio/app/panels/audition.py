@@ -28,7 +28,8 @@ from vqstudio.app import theme
 from vqstudio.app.notices import notice_label, show_notice
 from vqstudio.app.panels.audition_clip import Clip, data_folder, list_audio, read_clip
 from vqstudio.app.panels.audition_readouts import levels_text, status_text
-from vqstudio.app.panels.audition_transport import BACK, PLAY, SOURCE_COLORS, Transport, transport_key
+from vqstudio.app.panels.audition_sources import ExtraSources
+from vqstudio.app.panels.audition_transport import SOURCE_COLORS, Transport
 from vqstudio.app.panels.clip_chooser import OPEN_FILE, PROBE, ClipChooser, ask_for_audio_file
 from vqstudio.app.panels.levels_box import LevelsBox
 from vqstudio.app.panels.reconstruction_requests import ReconstructionRequests
@@ -87,11 +88,9 @@ class AuditionPanel(QWidget):
         )
 
         top = QHBoxLayout()
-        top.addWidget(QLabel("Clip"))
-        top.addWidget(self.clip_box, 1)
-        top.addSpacing(8)
-        top.addWidget(QLabel("Levels"))
-        top.addWidget(self.levels_box)
+        for widget, stretch in ((QLabel("Clip"), 0), (self.clip_box, 1), (QLabel("Levels"), 0),
+                                (self.levels_box, 0)):
+            top.addWidget(widget, stretch)
 
         self.waveform = WaveformView()
         self.transport = Transport(self.player, self.waveform)
@@ -104,19 +103,20 @@ class AuditionPanel(QWidget):
             button.clicked.connect(lambda _=False, n=name: self.select_source(n))
         self.transport.selection_changed.connect(lambda _name: self._redraw())
         self.transport.gains_changed.connect(self._update_levels_label)
+        self.extra = ExtraSources(self.transport, self.player, self)
+        self.extra.source_ready.connect(lambda _name: self._redraw())
+        self.extra.problem.connect(lambda text: show_notice(self.notice, text, "error"))
 
-        self.status = QLabel()
-        self.status.setObjectName("placeholder")
+        self.status, self.levels_label = QLabel(), QLabel()
         self.status.setWordWrap(True)
-        self.levels_label = QLabel()
-        self.levels_label.setObjectName("placeholder")
+        for label in (self.status, self.levels_label):
+            label.setObjectName("placeholder")
         self.levels_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         info_row = QHBoxLayout()
         info_row.addWidget(self.status, 1)
         info_row.addWidget(self.levels_label)
 
-        self.device_notice = notice_label()
-        self.notice = notice_label()
+        self.device_notice, self.notice = notice_label(), notice_label()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -124,6 +124,7 @@ class AuditionPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.waveform, 1)
         layout.addWidget(self.transport)
+        layout.addWidget(self.extra)
         layout.addLayout(info_row)
         layout.addWidget(self.device_notice)
         layout.addWidget(self.notice)
@@ -164,6 +165,7 @@ class AuditionPanel(QWidget):
         self.levels_box.set_count(levels)
         self.levels_box.setEnabled(levels > 1 and self.worker is not None)
         self.clip_box.name_probe(info.get("probe_file"))
+        self.extra.set_run(info.get("run_dir"))
         if info:
             files = info.get("corpus_files")
             self.clip_box.add_files(list_audio(self._data_folder()) if files is None else files)
@@ -242,6 +244,7 @@ class AuditionPanel(QWidget):
                 self.player.seek(0.0)
         if not keep_place and self.loop_box.isChecked():
             self.loop_box.setChecked(False)
+        self.extra.set_clip(clip)
         self._redraw()
 
     def _show_current_in_box(self) -> None:
@@ -310,10 +313,12 @@ class AuditionPanel(QWidget):
         if self.transport.ok:
             self.player.set_source_buffer(RECONSTRUCTION, audio, sample_rate=rate)
         clip.reconstruction, clip.about = clip.fitted(audio, rate), about
+        self.extra.reconstruction_changed(about)
         self._redraw()
 
     def _on_levels(self, levels: int | None) -> None:
         self.requests.forget()  # an answer still on its way is for the old levels
+        self.extra.set_levels(levels)
         if self.clip is None:
             return
         if self.clip.is_probe and levels is None and self._seen_probe:
@@ -357,26 +362,15 @@ class AuditionPanel(QWidget):
         if self.clip is not None and self.clip.is_probe:
             self.loop_changed.emit(start, end)
 
-    # -- keys -----------------------------------------------------------------------------------
+    # -- keys (the transport's while the panel has focus) ---------------------------------------
 
     def event(self, event: QEvent) -> bool:
-        kind = event.type()
-        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
-            return super().event(event)
-        action = transport_key(event)
-        if action is None:
-            return super().event(event)
-        if kind == QEvent.Type.KeyPress:  # before QWidget.event would turn Tab into a focus change
-            if action == BACK:
-                self.toggle_last_source()
-            elif action != PLAY:
-                self.select_source(action)
-            elif not event.isAutoRepeat():
-                self.toggle_playback()
-        # A ShortcutOverride accepted: ours while the panel has focus, even if the window binds
-        # Space to training.
-        event.accept()
-        return True
+        play = lambda: self.toggle_playback()  # noqa: E731  (the panel's: needs a clip)
+        return self.transport.key_event(event, play) or super().event(event)
+
+    def close_sources(self) -> None:
+        """End the checkpoint inference thread (the window's close; tests)."""
+        self.extra.close()
 
     # -- read-outs ------------------------------------------------------------------------------
 

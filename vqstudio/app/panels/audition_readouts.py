@@ -12,7 +12,10 @@ import numpy as np
 from vqstudio.app.panels.audition_clip import Clip
 from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL, rms
 
-SOURCE_LETTERS = {ORIGINAL: "A", RECONSTRUCTION: "B", RESIDUAL: "R"}
+# Two saved checkpoints (any run) and a denoised reconstruction, heard beside the live ones.
+FIRST, SECOND, DENOISED = "checkpoint-1", "checkpoint-2", "denoised"
+SOURCE_LETTERS = {ORIGINAL: "A", RECONSTRUCTION: "B", RESIDUAL: "R", FIRST: "1", SECOND: "2",
+                  DENOISED: "D"}
 
 
 def db(value: float) -> str:
@@ -32,8 +35,8 @@ def levels_text(clip: Clip | None, gains: Mapping[str, float] | None) -> str:
     """"RMS dBFS  A -20.1  B -21.3  R -38.0", with "· gain  B +1.2 dB ..." while matching."""
     if clip is None:
         return ""
-    parts = [f"{letter} {dbfs(samples)}" for letter, samples in
-             (("A", clip.original), ("B", clip.reconstruction), ("R", clip.residual))]
+    parts = [f"{letter} {dbfs(clip.source(name))}" for name, letter in SOURCE_LETTERS.items()
+             if name in (ORIGINAL, RECONSTRUCTION, RESIDUAL) or clip.source(name) is not None]
     text = "RMS dBFS  " + "  ".join(parts)
     if gains:
         shown = "  ".join(f"{SOURCE_LETTERS[n]} {db(g)}" for n, g in gains.items()

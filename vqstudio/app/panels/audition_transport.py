@@ -1,28 +1,34 @@
 """The audition panel's transport: the play button, one button per source (A original,
-B reconstruction, R residual, each in its waveform colour), Loop and Match loudness, and the keys
-that drive them while the panel has focus: Space or P play/pause, A / B / R pick a source, Tab goes
+B reconstruction, R residual, 1 and 2 two saved checkpoints, D denoised, each in its waveform
+colour; 1, 2 and D are enabled once chosen), Loop and Match loudness, and the keys that drive them
+while the panel has focus: Space or P play/pause, A / B / R / 1 / 2 / D pick a source, Tab goes
 back to the source heard before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QPushButton, QSizePolicy, QWidget
 
 from vqstudio.app import theme
-from vqstudio.app.panels.audition_readouts import SOURCE_LETTERS
+from vqstudio.app.panels.audition_readouts import DENOISED, FIRST, SECOND, SOURCE_LETTERS
 from vqstudio.app.playback_engine import ORIGINAL, RECONSTRUCTION, RESIDUAL
 
-SOURCE_KEYS = {Qt.Key.Key_A: ORIGINAL, Qt.Key.Key_B: RECONSTRUCTION, Qt.Key.Key_R: RESIDUAL}
+SOURCE_KEYS = {Qt.Key.Key_A: ORIGINAL, Qt.Key.Key_B: RECONSTRUCTION, Qt.Key.Key_R: RESIDUAL,
+               Qt.Key.Key_1: FIRST, Qt.Key.Key_2: SECOND, Qt.Key.Key_D: DENOISED}
 PLAY_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_P)
 SOURCE_COLORS = {
     ORIGINAL: theme.ORIGINAL_COLOR,
     RECONSTRUCTION: theme.RECONSTRUCTION_COLOR,
     RESIDUAL: theme.RESIDUAL_COLOR,
+    FIRST: theme.CURVE_COLORS[2],
+    SECOND: theme.CURVE_COLORS[4],
+    DENOISED: theme.CURVE_COLORS[9],
 }
+OPTIONAL_SOURCES = (FIRST, SECOND, DENOISED)  # enabled by set_available()
 PLAY, BACK = "play", "back"  # what transport_key() returns besides a source name
 
 
@@ -97,13 +103,17 @@ class Transport(QWidget):
         group = QButtonGroup(self)
         group.setExclusive(True)
         for name, label in ((ORIGINAL, "original"), (RECONSTRUCTION, "reconstruction"),
-                            (RESIDUAL, "residual")):
+                            (RESIDUAL, "residual"), (FIRST, "checkpoint 1"),
+                            (SECOND, "checkpoint 2"), (DENOISED, "denoised")):
             letter = SOURCE_LETTERS[name]
             button = _button(f"{letter}  {label}", f"Listen to the {label} ({letter}; "
                              "Tab goes back to the previous one)", SOURCE_COLORS[name])
             button.setCheckable(True)
             group.addButton(button)
             self.source_buttons[name] = button
+            if name in OPTIONAL_SOURCES:
+                button.setText(letter)
+                button.setEnabled(False)
         self.source_buttons[ORIGINAL].setChecked(True)
         self.loop_box = QCheckBox("Loop")
         self.loop_box.setToolTip("Repeat the shaded region (drag its edges on the waveform)")
@@ -156,6 +166,35 @@ class Transport(QWidget):
         moved, self.playhead = player.playhead != self.playhead, player.playhead
         return moved
 
+    def set_available(self, name: str, available: bool, tip: str = "") -> None:
+        """Enable (or disable) the button of an optional source; ``tip`` says what it is."""
+        button = self.source_buttons[name]
+        button.setEnabled(available)
+        letter = SOURCE_LETTERS[name]
+        button.setText(f"{letter}  {tip}" if available and tip else letter)
+        button.setToolTip(f"Listen to {tip or 'this source'} ({letter})" if available else
+                          "Choose it in the row below first")
+
+    def key_event(self, event: QEvent, play: Callable[[], None]) -> bool:
+        """Handle a ShortcutOverride or KeyPress that is a transport key (True), else False. On a
+        press: ``play()``, Tab back, or a source; the override is accepted, so the key is ours
+        while the panel has focus even if the window binds Space to training."""
+        kind = event.type()
+        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            return False
+        action = transport_key(event)
+        if action is None:
+            return False
+        if kind == QEvent.Type.KeyPress:  # before QWidget.event would turn Tab into a focus change
+            if action == BACK:
+                self.back()
+            elif action != PLAY:
+                self.select(action)
+            elif not event.isAutoRepeat():
+                play()
+        event.accept()
+        return True
+
     def toggle(self) -> None:
         if self.ok:
             self.player.toggle()
@@ -164,6 +203,8 @@ class Transport(QWidget):
         """Hear ``name`` from the same playhead."""
         if name not in SOURCE_COLORS:
             raise ValueError(f"unknown source {name!r}")
+        if not self.source_buttons[name].isEnabled() and name in OPTIONAL_SOURCES:
+            return  # 1, 2 or D before it is chosen
         if name != self.selected:
             self.previous = self.selected
         if self.ok:
