@@ -161,3 +161,15 @@ def test_torchrun_ranks_change_at_the_same_step(corpus, tmp_path):
     ranks = [e for e in _events(run) if e["kind"] == "ranks"]
     assert len(ranks) == 1 and ranks[0]["agree"] and ranks[0]["steps"] == [0, 0]
     assert ranks[0]["lr"] == [3e-4, 3e-4] and ranks[0]["weights"]["mrstft"] == [2.5, 2.5]
+
+
+def test_vqstudio_set_on_an_older_or_damaged_run_folder_says_why(corpus, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.toml").write_text('[model]\nno_such_setting_any_more = 3\n')  # an older version's
+    (old / "metrics.csv").write_text("step,total\n1,0.5\n")
+    line = one_line_error(run_cli("set", "--run", str(old), "lr=1e-4"))
+    assert str(old) in line or "config.toml" in line
+    assert not (old / CONTROL_FILE).exists()  # nothing written
+    line = one_line_error(run_cli("set", "--run", str(old), "lr"))
+    assert "has no '='" in line

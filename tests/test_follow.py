@@ -201,3 +201,46 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     assert len(window.store.steps) >= rows_before
     assert window.worker.follow_sink is None and window.start_action.isEnabled()
     assert window.start_action.text() == "Resume"
+
+
+def test_two_apps_follow_one_run_and_a_row_cut_by_the_dying_trainer_is_left_out(qtbot, tmp_path, trainer_process):
+    from PySide6.QtCore import QSettings
+
+    from vqstudio.app.window import MainWindow
+
+    corpus = write_corpus(tmp_path / "corpus", files=2)
+    run = tmp_path / "run"
+    proc = trainer_process(run, corpus)
+    _wait_for_trainer(qtbot, run, proc)
+    windows = []
+    for name in ("a", "b"):
+        win = MainWindow(QSettings(str(tmp_path / f"{name}.ini"), QSettings.Format.IniFormat), player=None)
+        qtbot.addWidget(win)
+        win.show()
+        windows.append(win)
+    a, b = windows
+    try:
+        assert a.open_run(run) and b.open_run(run)
+        assert a.follower.active and b.follower.active  # reading takes no lock: both follow
+        a.worker.set_setting("lr", 4e-4)  # as the weights panel's learning-rate box does
+        for win in windows:  # the change one app asked for is confirmed in both
+            qtbot.waitUntil(lambda w=win: any(e.get("kind") == "lr" and e.get("control")
+                                              for e in w.store.events), timeout=WAIT_MS)
+        rows = [len(w.store.steps) for w in windows]
+
+        # The trainer freezes mid-row and dies: the half row must not be drawn as a row.
+        proc.send_signal(signal.SIGSTOP)
+        with (run / "metrics.csv").open("a") as handle:
+            handle.write("99999,0.125,")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for win in windows:
+            qtbot.waitUntil(lambda w=win: not w.follower.active, timeout=WAIT_MS)
+            text = win.notice_label.text()
+            assert "stopped without closing" in text and "cut mid-row" in text, text
+            assert 99999 not in win.store.steps.view()
+        assert [len(w.store.steps) for w in windows] >= rows
+        assert (run / "config.toml").is_file() and (run / "checkpoints").is_dir()  # nothing removed
+    finally:
+        for win in windows:
+            win.close()

@@ -30,11 +30,11 @@ def add_arguments(parser) -> None:
 
 def checked_changes(run: RunFolder, texts: list[str]) -> list[tuple[str, object]]:
     """``[(name, value)]`` from ``KEY=VALUE`` texts, every name known to be live in ``run``."""
+    parsed = [parse_override(text) for text in texts]  # a missing "=" first: no file needed
     config = run.load_config()
     terms = config.loss.term_names()
     changes = []
-    for text in texts:
-        key, value = parse_override(text)
+    for key, value in parsed:
         if resolve(key, SETTINGS, terms, setting_keys()) is None:
             raise _not_live(run, config, key, value, terms)
         changes.append((key, value))
