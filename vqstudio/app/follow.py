@@ -123,7 +123,8 @@ class RunFollower(QObject):
         self.poll_last()
         step = self.store.current_step
         if holder.state == "gone":
-            text = (f"{name}: {holder.describe()} (last heard from {holder.heard_ago:.0f} s ago). "
+            heard = f" (last heard from {holder.heard_ago:.0f} s ago)" if math.isfinite(holder.heard_ago) else ""
+            text = (f"{name}: {holder.describe()}{heard}. "
                     f"Everything it wrote up to step {step} is kept; Start resumes it from its latest checkpoint.")
         else:
             text = f"{name}: its trainer closed the run at step {step}. Start resumes it here."

@@ -52,6 +52,8 @@ class Holder:
         if self.state == "training":
             return f"trained by {who}"
         if self.state == "silent":
+            if not math.isfinite(self.heard_ago):
+                return f"trained by {who}"  # a trainer starting: its record is not written yet
             return f"trained by {who}: not heard from for {self.heard_ago:.0f} s"
         if self.state == "gone":
             return f"its trainer ({who}) has stopped without closing the run"
@@ -74,8 +76,12 @@ def who_trains(run_dir: str | Path, now: float | None = None) -> Holder:
     if not lock_path(run_dir).exists():
         return Holder("none")
     record = read_lock(run_dir)
-    if record is None:  # the file is there but its record is not (yet) readable: a trainer starting
-        return Holder("silent" if lock_path(run_dir).exists() else "none")
+    if record is None:  # the file is there but no record: a trainer starting, or one killed as it started
+        try:
+            written = lock_path(run_dir).stat().st_mtime
+        except OSError:
+            return Holder("none")
+        return Holder("silent" if now - written < SILENT_SECONDS else "gone")
     heard = now - float(record.get("heartbeat") or 0)
     if record.get("host") == socket.gethostname():
         if not _alive(record.get("pid")):
