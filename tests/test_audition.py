@@ -345,6 +345,13 @@ def test_two_checkpoints_are_heard_at_one_playhead_and_switching_is_seamless(qtb
     assert panel.extra.about[FIRST]["step"] == 4 and panel.extra.about[SECOND]["step"] == 8
     assert "r:4" in panel.source_buttons[FIRST].text()
     assert panel.extra.worker.served == 2
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
+        # The inference thread pinned itself to one core; this (the GUI) thread keeps them all.
+        assert panel.extra.worker.pinned_cpu == max(os.sched_getaffinity(0))
+
+    panel.model_changed()  # a checkpoint saved: 2 ("latest") asks again, the cache answers
+    qtbot.waitUntil(lambda: panel.extra.about[SECOND].get("cached", False), timeout=30000)
+    assert panel.extra.worker.served == 3 and panel.extra.about[SECOND]["step"] == 8
 
     panel.setFocus()
     panel.match_box.setChecked(True)

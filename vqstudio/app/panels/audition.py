@@ -280,9 +280,11 @@ class AuditionPanel(QWidget):
     # -- reconstructions ------------------------------------------------------------------------
 
     def model_changed(self) -> None:
-        """A followed run saved a checkpoint: hear the clip on show through it."""
+        """A followed run saved a checkpoint: hear the clip on show through it (and through 1 or
+        2 where they are that run's latest)."""
         if self.clip is not None:
             self._request_reconstruction()
+        self.extra.checkpoints_changed()
 
     def _request_reconstruction(self) -> None:
         """Ask the worker to reconstruct the current clip with the current weights and levels."""

@@ -154,6 +154,13 @@ class ExtraSources(QWidget):
         self._ask(name)
         self.source_ready.emit(name)
 
+    def checkpoints_changed(self) -> None:
+        """A run saved a checkpoint: ask again for 1 and 2 where they follow "latest" (the
+        worker's cache knows the file by inode and mtime, so an unchanged one answers at once)."""
+        for name in CHECKPOINTS:
+            if self.refs[name].endswith(":latest"):
+                self._ask(name)
+
     # -- asking and answers ---------------------------------------------------------------------
 
     def _ask(self, name: str) -> None:
