@@ -441,3 +441,35 @@ def test_an_abx_test_between_two_checkpoints_is_scored_and_saved(qtbot, player, 
     assert saved["clip"] == panel.clip.name
     assert player.selected == FIRST and not player.loudness_match, "the player is given back"
     qtbot.waitUntil(lambda: "blind-A" not in player.sources, timeout=2000)
+
+
+def test_a_blind_preference_between_a_checkpoint_and_its_denoised_self(qtbot, player, trained_run,
+                                                                         panel_on_run):
+    from vqstudio.app.panels.audition_readouts import DENOISED, FIRST
+    from vqstudio.experiments.listening import read_listening
+
+    run, _ = trained_run
+    panel = panel_on_run
+    panel.extra.choosers[FIRST].choose(run, "8")
+    panel.extra.denoise_base.setCurrentIndex(panel.extra.denoise_base.findData(FIRST))
+    panel.extra.denoise_base.activated.emit(panel.extra.denoise_base.currentIndex())
+    _wait_for_sources(qtbot, panel, FIRST, DENOISED)
+    player.set_loop(0.2, 0.7)
+    qtbot.waitUntil(lambda: player.loop is not None, timeout=2000)
+    dialog = panel.extra.open_blind_test("preference", seed=2)
+    qtbot.addWidget(dialog)
+    assert [dialog.first.itemData(i) for i in range(dialog.first.count())] == ["1", "D"]
+    dialog.trials.setValue(4)
+    dialog.start()
+    test = dialog.test
+    for _ in range(4):  # always the denoised one, wherever it is offered
+        dialog.play("1")
+        slot = "1" if test.source("1") == "B" else "2"
+        assert player.selected == f"blind-{test.source('1')}"
+        dialog.answer(slot)
+    assert test.done and test.prefer_a == 0
+    saved = read_listening(run)[-1]
+    assert saved["kind"] == "preference" and saved["prefer_b"] == 4
+    assert saved["b"]["variant"].startswith("denoised") and saved["a"]["variant"] == ""
+    assert saved["region"] == pytest.approx([0.2, 0.7], abs=1e-3)
+    assert "preferred 0 of 4" in dialog.result.text()
