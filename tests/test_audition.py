@@ -473,3 +473,25 @@ def test_a_blind_preference_between_a_checkpoint_and_its_denoised_self(qtbot, pl
     assert saved["b"]["variant"].startswith("denoised") and saved["a"]["variant"] == ""
     assert saved["region"] == pytest.approx([0.2, 0.7], abs=1e-3)
     assert "preferred 0 of 4" in dialog.result.text()
+
+
+def test_a_corrupt_checkpoint_is_a_notice_and_the_other_source_still_plays(
+    qtbot, player, trained_run, panel_on_run, tmp_path
+):
+    import shutil
+
+    from vqstudio.app.panels.audition_readouts import FIRST, SECOND
+
+    run, _ = trained_run
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "checkpoints" / "step-00000004.pt").write_bytes(b"not a checkpoint" * 100)
+    panel = panel_on_run
+    panel.extra.choosers[FIRST].choose(broken, "4")
+    panel.extra.choosers[SECOND].choose(run, "4")
+    _wait_for_sources(qtbot, panel, SECOND)
+    qtbot.waitUntil(lambda: panel.notice.isVisibleTo(panel) and "1:" in panel.notice.text(),
+                    timeout=30000)
+    assert "step-00000004.pt" in panel.notice.text() and "—" in panel.notice.text(), panel.notice.text()
+    assert panel.clip.sources.get(FIRST) is None and FIRST not in player.sources
+    assert (run / "checkpoints" / "step-00000004.pt").stat().st_size > 1000, "the good run is untouched"
