@@ -173,3 +173,14 @@ def test_vqstudio_set_on_an_older_or_damaged_run_folder_says_why(corpus, tmp_pat
     assert not (old / CONTROL_FILE).exists()  # nothing written
     line = one_line_error(run_cli("set", "--run", str(old), "lr"))
     assert "has no '='" in line
+
+
+def test_reader_tells_a_recreated_file_of_the_same_size(tmp_path):
+    path = tmp_path / CONTROL_FILE
+    path.write_text('{"id": "aaaa", "setting": "lr", "value": 1}\n')
+    reader = ControlReader(path)
+    assert [line.id for line in reader.poll()] == ["aaaa"]
+    path.unlink()
+    path.write_text('{"id": "bbbb", "setting": "lr", "value": 2}\n')  # same size, likely the same inode
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a coarse clock still moves
+    assert [(line.id, line.value) for line in reader.poll()] == [("bbbb", 2)]

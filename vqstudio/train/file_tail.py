@@ -4,8 +4,8 @@ The writers of a run folder append whole lines and flush (``runfolder.py``), but
 still catch a line half written, or a file that a resume rewrote (``RunFolder.set_aside_after``
 replaces ``metrics.csv`` and ``events.jsonl`` atomically: a new inode, often shorter). So:
 
-- each :meth:`FileTail.read` stats the file first; when neither its size nor its identity moved
-  it reads nothing (a few microseconds);
+- each :meth:`FileTail.read` stats the file first; when neither its size, its modification
+  time nor its identity moved it reads nothing (a few microseconds);
 - only complete lines are returned; bytes after the last newline stay unread and are read again,
   whole, once their newline arrives (:attr:`FileTail.partial` says whether some are waiting);
 - a file that got shorter, or is another file now (device and inode, or, for a file removed and
@@ -27,7 +27,7 @@ class FileTail:
         self.offset = 0  # bytes of whole lines already returned
         self.partial = 0  # bytes after the last newline seen (a line being written)
         self._identity: tuple[int, int] | None = None
-        self._size = -1
+        self._size: tuple[int, int] = (-1, -1)  # (size, mtime_ns) last read
         self._head = b""
 
     def read(self) -> tuple[list[bytes], bool]:
@@ -37,16 +37,16 @@ class FileTail:
             st = os.stat(self.path)
         except (FileNotFoundError, NotADirectoryError):
             restarted = self._identity is not None
-            self._identity, self.offset, self.partial, self._size = None, 0, 0, -1
+            self._identity, self.offset, self.partial, self._size = None, 0, 0, (-1, -1)
             return [], restarted
         identity = (st.st_dev, st.st_ino)
         restarted = False
         if identity != self._identity or st.st_size < self.offset + self.partial:
             restarted = self._identity is not None
             self._identity, self.offset, self.partial = identity, 0, 0
-        elif st.st_size == self._size:
+        elif (st.st_size, st.st_mtime_ns) == self._size:
             return [], False
-        self._size = st.st_size
+        self._size = (st.st_size, st.st_mtime_ns)
         try:
             with open(self.path, "rb") as handle:
                 head = handle.read(HEAD_BYTES)
