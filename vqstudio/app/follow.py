@@ -157,6 +157,10 @@ class RunFollower(QObject):
         self.sink = self.tail = None
         self.label.hide()
 
-    def why_not_start(self) -> str:
-        return (f"{self.run_dir.name} is {self.holder.describe()}, and shown here as it trains; "
+    def refuses_start(self) -> bool:
+        """While following, Start is refused with a notice saying why and what to do instead."""
+        if self.active:
+            self.window.show_notice(
+                f"{self.run_dir.name} is {self.holder.describe()}, and shown here as it trains; "
                 f"to train a variant, fork it: vqstudio train --from {self.run_dir} --run NEW")
+        return self.active

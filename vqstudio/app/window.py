@@ -168,8 +168,7 @@ class MainWindow(QMainWindow):
         if self.worker.is_running:
             self.worker.stop(save=True)
         try:
-            following = self.follower.open(run_dir)  # another process trains it: follow it
-            if not following:
+            if not self.follower.open(run_dir):  # another process trains it: follow it (follow.py)
                 self.store.load_run(RunFolder(run_dir))
             config = RunFolder(run_dir).load_config()
         except UserError as exc:
@@ -180,7 +179,7 @@ class MainWindow(QMainWindow):
         self.recent.remember(run_dir)
         self._set_title()
         self.statusBar().showMessage(
-            f"Following {pretty_path(run_dir)} from step {self.store.current_step}" if following else
+            f"Following {pretty_path(run_dir)} from step {self.store.current_step}" if self.follower.active else
             f"Opened {pretty_path(run_dir)} at step {self.store.current_step}. Press Space or Start to resume."
         )
         self._update_actions()
@@ -197,8 +196,7 @@ class MainWindow(QMainWindow):
         """Start the prepared run (or resume the opened one). Idle only."""
         if self.worker.is_running:
             return
-        if self.follower.active:
-            self.show_notice(self.follower.why_not_start())
+        if self.follower.refuses_start():  # followed: trained elsewhere
             return
         if self._config is None:
             self.set_new_run(load_preset(DEFAULT_PRESET))
