@@ -298,7 +298,7 @@ def make_bad(tmp_path, kind: str):
 
 BAD_FILES = {
     "missing": "does not exist",
-    "dangling link": "link to a file that does not exist",
+    "dangling link": "is a link that leads nowhere",
     "folder": "is a folder",
     "pipe": "not a regular file",
     "text": "not an audio file",

@@ -124,3 +124,39 @@ def test_lhotse_sources_other_than_files_are_named_and_skipped(audio, tmp_path):
     corpus = scan_corpus(manifest, RATE)
     assert [f.path for f in corpus.files] == [audio[0]]
     assert corpus.skipped[0][0] == "web" and "url source" in corpus.skipped[0][1]
+
+
+def test_links_spaces_and_link_loops_in_a_list(audio, tmp_path):
+    """A linked file is read through its link; a loop of links is named and skipped."""
+    root = tmp_path / "audio"
+    os.symlink(audio[2], root / "linked three.flac")
+    os.symlink(root / "loop b.wav", root / "loop a.wav")
+    os.symlink(root / "loop a.wav", root / "loop b.wav")
+    listing = root / "with links.txt"
+    listing.write_text("linked three.flac\nloop a.wav\none file.wav\n")
+    corpus = scan_corpus(listing, RATE)
+    assert [f.path for f in corpus.files] == [str(root / "linked three.flac"), audio[0]]
+    assert corpus.skipped == [(str(root / "loop a.wav"),
+                               "is a link that leads nowhere (its target is missing, or the links "
+                               "loop); check the path and that the drive is mounted")]
+
+
+def test_the_app_trains_from_a_manifest_and_refuses_what_is_not_audio_data(audio, tmp_path):
+    from helpers import one_line_error, run_cli, tiny_sets
+
+    listing = tmp_path / "audio" / "list.txt"
+    listing.write_bytes(b"\n".join(os.fsencode(p) for p in audio) + b"\n")
+    run = tmp_path / "run"
+    done = run_cli("app", "--data", str(listing), "--run", str(run), "--autostart",
+                   "--quit-after", "4", *tiny_sets(), timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = (run / "config.toml").read_text()
+    assert f'path = "{listing}"' in config
+    assert (run / "checkpoints" / "latest.json").is_file()
+
+    picture = tmp_path / "cover.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    line = one_line_error(run_cli("app", "--data", str(picture), "--run", str(tmp_path / "r2"),
+                                  *tiny_sets()))
+    assert f"--data {picture}: not audio data" in line and "a manifest" in line
+    assert not (tmp_path / "r2").exists()

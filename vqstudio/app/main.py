@@ -35,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``vqstudio app``."""
     p.add_argument("paths", nargs="*", metavar="RUN_DIR|AUDIO",
                    help="a run folder to open, and/or audio files to audition (the first is loaded)")
-    p.add_argument("--data", default=None, help="folder of audio files (default: the demo corpus)")
+    p.add_argument("--data", default=None,
+                   help="folder of audio files, a manifest (.txt/.jsonl, Lhotse recordings or cuts) "
+                        "or a prepared dataset (default: the demo corpus)")
     p.add_argument("--preset", default=None, help="preset for a new run (default tiny-cpu)")
     p.add_argument("--run", default=None,
                    help="run folder: an existing run is opened and resumed (default: the last run)")
@@ -193,8 +195,11 @@ def _config_from_args(args: Any):
         return None
     config = load_preset(preset or DEFAULT_PRESET, overrides)
     if data:
-        if not Path(data).is_dir():
-            raise UserError(f"--data {data}: no such folder", "give a folder of audio files")
+        from vqstudio.audio.corpus import SOURCE_HINT, source_kind
+
+        if source_kind(data) is None:
+            what = "no such file or folder" if not Path(data).exists() else "not audio data"
+            raise UserError(f"--data {data}: {what}", "give " + SOURCE_HINT)
         config = config.with_overrides({"data.path": str(Path(data).resolve())})
     return config
 

@@ -224,6 +224,25 @@ def nothing_usable(paths: int, where: str, skipped: list[tuple[str, str]]) -> No
     return error
 
 
+SOURCE_HINT = ("a folder of audio files, one audio file, a manifest (.txt .list .tsv .jsonl .json, "
+               "optionally .gz; Lhotse recordings or cuts) or a folder made by `vqstudio prepare`")
+
+
+def source_kind(path: str | os.PathLike) -> str | None:
+    """What :func:`scan_corpus` would read at ``path``: "prepared dataset", "manifest", "audio
+    file" or "folder"; None for anything else (missing, or a file of another kind)."""
+    from vqstudio.audio import manifest, prepared
+
+    path = Path(path).expanduser()
+    if prepared.is_prepared(path):
+        return "prepared dataset"
+    if manifest.is_manifest(path):
+        return "manifest"
+    if path.is_file():
+        return "audio file" if path.suffix.lower() in READ_SUFFIXES else None
+    return "folder" if path.is_dir() else None
+
+
 def scan_corpus(
     folder: str | os.PathLike,
     sample_rate: int,

@@ -105,7 +105,8 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
 
 def _check_is_readable_file(path: Path) -> None:
     if not path.exists():
-        what = "is a link to a file that does not exist" if path.is_symlink() else "does not exist"
+        what = ("is a link that leads nowhere (its target is missing, or the links loop)"
+                if path.is_symlink() else "does not exist")
         raise AudioFileError(path, what, "check the path and that the drive is mounted")
     if path.is_dir():
         raise AudioFileError(
