@@ -178,6 +178,13 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     line = json.loads((run / "control.jsonl").read_text().splitlines()[0])
     assert line["setting"] == "mrstft" and line["value"] == 2.5 and line["id"] == event["control"]
 
+    # The Save checkpoint action asks the trainer through the control file too.
+    assert window.save_action.isEnabled()
+    window.save_checkpoint()
+    qtbot.waitUntil(lambda: bool(_control_events(window, "checkpoint")), timeout=WAIT_MS)
+    saved = _control_events(window, "checkpoint")[0]
+    assert (run / "checkpoints" / saved["file"]).is_file()
+
     # Listening: a file clip reconstructed here from the trainer's newest checkpoint.
     qtbot.waitUntil(lambda: (run / "checkpoints" / "latest.json").is_file(), timeout=WAIT_MS)
     results = []
@@ -187,7 +194,7 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     qtbot.waitUntil(lambda: any(r.get("kind") == "reconstruction" for r in results), timeout=WAIT_MS)
     answer = [r for r in results if r.get("kind") == "reconstruction"][-1]
     assert "error" not in answer, answer.get("error")
-    assert answer["audio"].size > 0 and answer["step"] >= 15
+    assert answer["audio"].size > 0 and answer["step"] >= saved["step"]  # the newest checkpoint
     # (a newer checkpoint meanwhile asks again: the panel takes the answer to its latest request)
     qtbot.waitUntil(lambda: audition.clip.reconstruction is not None, timeout=WAIT_MS)
     assert audition.clip.reconstruction.shape == audition.clip.original.shape

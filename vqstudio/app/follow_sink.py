@@ -7,8 +7,8 @@ mailbox (``worker.follow_sink``), so no panel needs to know which mode it is in.
 - ``reconstruct`` runs on a background thread through the run's newest checkpoint
   (:class:`~vqstudio.experiments.latest_model.LatestModel`) and answers on ``worker.result``
   with the id it returned, as the worker would; the newest request replaces one still waiting;
-- the other commands (a checkpoint, a validation, a dead-code reset) need the trainer itself and
-  are answered with an error that says so.
+- a checkpoint and a dead-code reset become control lines too (their events come back);
+  a validation needs the trainer's own data and is answered with an error that says so.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Callable
 from vqstudio.errors import UserError
 from vqstudio.experiments.latest_model import LatestModel
 from vqstudio.train.control_file import append_changes
+from vqstudio.train.steering import CONTROL_COMMANDS
 
 log = logging.getLogger("vqstudio.app")
 
@@ -64,6 +65,9 @@ class FollowSink:
 
     def command(self, name: str, **args: Any) -> int:
         ident = next(_IDS)
+        if name in CONTROL_COMMANDS:  # the trainer serves these from the control file too
+            self._append([(name, True)])
+            return ident
         if name != "reconstruct":
             kind = "validation" if name == "validate" else "refused"
             self._result({"kind": kind, "id": ident, "tag": args.get("tag"),

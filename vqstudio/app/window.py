@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
             self._update_actions()
 
     def save_checkpoint(self) -> None:
-        if not self.worker.is_running:
+        if not self.worker.is_running and not self.follower.active:
             self.show_notice("Nothing to save: no run is training. Start or open a run first.")
             return
         self.worker.command("save_checkpoint")
@@ -317,7 +317,7 @@ class MainWindow(QMainWindow):
         self.start_action.setText(label)
         self.start_action.setEnabled(not stopping and not self.follower.active)
         self.stop_action.setEnabled(running and not stopping)
-        self.save_action.setEnabled(running and not stopping)
+        self.save_action.setEnabled((running or self.follower.active) and not stopping)
         if stopping:
             state = "stopping"
         elif running:

@@ -5,7 +5,8 @@ the file is read only when it grew) and applies each new line through the live s
 (:func:`vqstudio.train.settings.apply_setting`), so a change from ``vqstudio set`` or a following
 app is the same event, with its step, as a change from the app's own sliders, plus the line's
 ``control`` id and ``source``. A line that does not parse, names nothing live or has an unusable
-value is a ``refused`` event; training goes on.
+value is a ``refused`` event; training goes on. A line whose setting is one of
+:data:`CONTROL_COMMANDS` runs that command (its event carries the id too).
 
 Under ``torchrun`` every rank calls :meth:`Steering.serve` at the start of every step; rank 0's
 lines are broadcast (one small broadcast per step, a second one only when there is something),
@@ -22,8 +23,11 @@ from typing import Any
 
 from vqstudio.train.control_file import (ControlLine, ControlReader, control_path, handled_ids, live_names,
                                          resolve, setting_keys)
+from vqstudio.train.commands import run_command
+from vqstudio.train.mailbox import Command
 from vqstudio.train.settings import SETTINGS, apply_setting
 
+CONTROL_COMMANDS = ("save_checkpoint", "replace_dead_codes")  # answered by events, so a line can ask
 POLL_SECONDS = 0.1  # at most this often a stat of the control file (it may be on NFS)
 
 
@@ -62,6 +66,10 @@ def apply_line(trainer, line: ControlLine) -> None:
     tags = {"control": line.id, "source": line.source} if line.source else {"control": line.id}
     if line.problem is not None:
         trainer.record_event("refused", setting=line.setting or "control line", reason=line.problem, **tags)
+        return
+    if line.setting in CONTROL_COMMANDS:  # a command another process asks for (the app's buttons)
+        with trainer.tagged_events(**tags):
+            run_command(trainer, Command(line.setting, {"reason": "control"}, 0))
         return
     target = resolve(line.setting, SETTINGS, trainer.weights, setting_keys())
     if target is None:
