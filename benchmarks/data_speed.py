@@ -3,7 +3,10 @@
     python benchmarks/data_speed.py scan [--files 2000] [--folder DIR]
     python benchmarks/data_speed.py throughput [--rounds 3] [--batches 20] [--workers 0 1 2]
     python benchmarks/data_speed.py memory [--hours 2 20] [--steps 30]
+    python benchmarks/data_speed.py resampler [--rounds 5]
     python benchmarks/data_speed.py all          # scan of 2,000 files, throughput, memory 1 h/4 h
+    python benchmarks/data_speed.py table        # the whole table: scans of 2,000 and
+                                                 # 100,000 files, resampler, throughput, 2 h/20 h
 
 scan: a folder of tiny generated WAVs (kept between runs; 100,000 files take ~1 min to write),
 scanned with an empty corpus index (the first start, what every start cost before the index),
@@ -14,6 +17,11 @@ stereo WAVs: cached (decoded once, kept in memory), uncached folder (decoded and
 every use) and a prepared dataset (int16 shards), each with 0, 1 and 2 worker processes. The
 variants run interleaved, round after round, and the medians are printed; worker start-up is
 timed apart.
+
+resampler: the cost of one 1 s segment of a 44.1 kHz stereo 16-bit file at 24 kHz, split into its
+parts (decode, mix-down, resample), CPU time at one thread; our tiled resampler against scipy's
+resample_poly and libsoxr (the `soxr` package, HQ), interleaved; and how far libsoxr's range read
+(with a 0.1 s margin each side) is from its whole-file resample, the reason we do not use it.
 
 memory: a synthetic prepared dataset of N hours (24 kHz int16 written straight into shards, 30 s
 per file) is trained from for a few steps of tiny-cpu in a fresh process, which prints its peak
@@ -106,7 +114,11 @@ def bench_throughput(rounds: int, batches: int, worker_counts: list[int]) -> Non
     from vqstudio.audio.prefetch import BatchFeed
     from vqstudio.audio.prepared import prepare_corpus
 
+    import torch
+
+    torch.set_num_threads(1)  # as the trainer on a 2-core CPU (train/device.py)
     _fresh_cache()
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     folder = stereo_folder()
     corpus = scan_corpus(folder, RATE)
     shards = WORK / "stereo44k-prepared"
@@ -156,6 +168,77 @@ def bench_throughput(rounds: int, batches: int, worker_counts: list[int]) -> Non
               f"main {statistics.median(per_main_cpu[key]):8.0f}/CPU-s")
     for feed in feeds.values():
         feed.close()
+    print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+
+
+# -- resampler ----------------------------------------------------------------------------------
+
+
+def bench_resampler(rounds: int) -> None:
+    import torch
+    from scipy.signal import resample_poly
+
+    from vqstudio.audio.io import _mix_down, audio_info, read_samples
+    from vqstudio.audio.resampler import lowpass, resample
+
+    torch.set_num_threads(1)
+    path = stereo_folder() / "s0.wav"
+    info = audio_info(path)
+    starts = np.random.default_rng(0).integers(0, 44100 * 58, size=64)
+    frames = 44100 + 600
+    block = sf.read(path, frames=frames, dtype="float32", always_2d=True)[0]
+    mono = _mix_down(block)
+
+    def decode_float(k):
+        with sf.SoundFile(path) as fh:
+            fh.seek(int(starts[k]))
+            fh.read(frames, dtype="float32", always_2d=True)
+
+    def decode_int(k):
+        with sf.SoundFile(path) as fh:
+            fh.seek(int(starts[k]))
+            fh.read(frames, dtype="int16", always_2d=True)
+
+    parts = {
+        "decode, float32 read": decode_float,
+        "decode, int16 read (ours)": decode_int,
+        "mix-down of a float32 block": lambda k: _mix_down(block),
+        "resample, scipy resample_poly": lambda k: resample_poly(mono, 80, 147, window=lowpass(80, 147)),
+        "resample, libsoxr HQ": None,
+        "resample, tiled GEMM (ours)": lambda k: resample(mono, 44100, 24000),
+        "whole segment read (ours)": lambda k: read_samples(path, 24000, int(starts[k]) * 80 // 147,
+                                                            24000, info=info),
+    }
+    try:
+        import soxr
+
+        parts["resample, libsoxr HQ"] = lambda k: soxr.resample(mono, 44100, 24000, quality="HQ")
+    except ImportError:
+        del parts["resample, libsoxr HQ"]
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(rounds):
+        for name, work in parts.items():
+            start = time.process_time()
+            for k in range(len(starts)):
+                work(k)
+            times[name].append((time.process_time() - start) / len(starts) * 1e3)
+    print("one 1 s segment, 44.1 kHz stereo PCM_16 -> 24 kHz mono, CPU ms at one thread "
+          f"(median of {rounds} rounds of {len(starts)}):")
+    for name, values in times.items():
+        print(f"  {name:32s} {statistics.median(values):6.3f} ms")
+    if "resample, libsoxr HQ" in parts:
+        import soxr
+
+        whole = soxr.resample(read_samples(path), 44100, 24000, quality="HQ")
+        worst = 0.0
+        for k in range(16):
+            first = int(starts[k]) // 147 * 147  # an input frame on the output grid
+            lo = first - 4410
+            part = soxr.resample(read_samples(path, None, lo, 44100 + 8820), 44100, 24000,
+                                 quality="HQ")[2400:26400]
+            worst = max(worst, float(np.abs(part - whole[first * 80 // 147:][:24000]).max()))
+        print(f"  libsoxr range read (0.1 s margins) vs its whole-file resample: max |error| "
+              f"{worst:.2e} (ours: 0, bit for bit)")
 
 
 # -- memory -------------------------------------------------------------------------------------
@@ -232,7 +315,10 @@ def main() -> None:
     p = sub.add_parser("memory-child")
     p.add_argument("folder")
     p.add_argument("steps", type=int)
+    p = sub.add_parser("resampler")
+    p.add_argument("--rounds", type=int, default=5)
     p = sub.add_parser("all")
+    p = sub.add_parser("table")
     for p in sub.choices.values():
         if p.prog.split()[-1] != "memory-child":
             p.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -241,8 +327,17 @@ def main() -> None:
         return memory_child(args.folder, args.steps)
     WORK.mkdir(parents=True, exist_ok=True)
     try:
+        if args.what == "table":
+            for files in (2000, 100_000):
+                bench_scan(files, None)
+            bench_resampler(5)
+            bench_throughput(5, 20, [0, 1, 2])
+            bench_memory([2, 20], 30)
+            return
         if args.what in ("scan", "all"):
             bench_scan(getattr(args, "files", 2000), getattr(args, "folder", None))
+        if args.what in ("resampler", "all"):
+            bench_resampler(getattr(args, "rounds", 5))
         if args.what in ("throughput", "all"):
             bench_throughput(getattr(args, "rounds", 3), getattr(args, "batches", 20),
                              getattr(args, "workers", [0, 1, 2]))

@@ -221,7 +221,12 @@ def _int_blocks(fh: sf.SoundFile, first: int, count: int, dtype: str, scale: flo
     and the power-of-two scales are exact in float32; a sum of two rounds once either way)."""
     if first:
         fh.seek(first)
-    for block in fh.blocks(BLOCK_FRAMES, frames=count, dtype=dtype, always_2d=True):
+    left = count
+    while left > 0:  # plain reads: SoundFile.blocks copies every block once more
+        block = fh.read(min(left, BLOCK_FRAMES), dtype=dtype, always_2d=True)
+        if not len(block):
+            return
+        left -= len(block)
         mono = np.empty(len(block), dtype=np.float32)
         if block.shape[1] == 1:
             np.multiply(block[:, 0], np.float32(scale), out=mono, dtype=np.float32)
