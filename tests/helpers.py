@@ -100,3 +100,18 @@ def train_tiny_run(root: Path, name: str = "r", steps: int = 8, checkpoint_every
                      "--set", f"train.checkpoint_every={checkpoint_every}")
     assert result.returncode == 0, result.stderr
     return run, corpus
+
+
+def answer_next_dialog(answer) -> None:
+    """Call ``answer(dialog)`` on the next modal dialog as soon as it is open (Qt tests)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def poll():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(20, poll)
+        else:
+            answer(dialog)
+
+    QTimer.singleShot(0, poll)

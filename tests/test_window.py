@@ -14,7 +14,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from helpers import tiny_config
+from helpers import answer_next_dialog, tiny_config
 from vqstudio.app.panels import PANELS
 from vqstudio.app.window import MainWindow
 from vqstudio.train.runfolder import RunFolder
@@ -178,7 +178,7 @@ def test_the_menu_bar_has_file_run_view_and_help(window):
     titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
     assert titles == ["File", "Run", "View", "Help"]
     assert _menu_texts(window, "file") == ["New run…", "Open run…", "Recent runs", "Save checkpoint", "Quit"]
-    assert _menu_texts(window, "run") == ["Start", "Stop"]
+    assert _menu_texts(window, "run") == ["Start", "Stop", "Fork from here…"]
     assert _menu_texts(window, "view") == [spec.title for spec in PANELS] + ["Reset layout"]
     assert _menu_texts(window, "help") == ["Keyboard shortcuts", "About VQ Studio"]
     assert window.quit_action.shortcut().toString() == "Ctrl+Q"
@@ -286,17 +286,7 @@ def test_the_spectrograms_and_the_audition_panel_share_the_loop_and_the_playhead
 
 
 def _answer_next_dialog(qtbot, answer) -> None:
-    """Call ``answer(dialog)`` on the next modal dialog as soon as it is open."""
-    from PySide6.QtCore import QTimer
-
-    def poll():
-        dialog = QApplication.activeModalWidget()
-        if dialog is None:
-            QTimer.singleShot(20, poll)
-        else:
-            answer(dialog)
-
-    QTimer.singleShot(0, poll)
+    answer_next_dialog(answer)
 
 
 def test_file_new_run_trains_what_the_dialog_asks_and_refuses_a_bad_folder(qtbot, window, corpus, tmp_path):

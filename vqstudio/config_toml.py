@@ -10,7 +10,7 @@ def dumps_toml(data: dict[str, Any]) -> str:
     lines: list[str] = []
     scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
     for key, value in scalars.items():
-        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+        lines.append(f"{_toml_key(key)} = {toml_value(value)}")
     for key, value in data.items():
         if isinstance(value, dict):
             _dump_table(lines, [key], value)
@@ -22,17 +22,17 @@ def _dump_table(lines: list[str], path: list[str], table: dict[str, Any]) -> Non
     lines.append("[" + ".".join(_toml_key(p) for p in path) + "]")
     for key, value in table.items():
         if not isinstance(value, dict):
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+            lines.append(f"{_toml_key(key)} = {toml_value(value)}")
     for key, value in table.items():
         if isinstance(value, dict):
             _dump_table(lines, path + [key], value)
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
+    return key if key.replace("_", "").replace("-", "").isalnum() else toml_value(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -47,5 +47,5 @@ def _toml_value(value: Any) -> str:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'"{escaped}"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -16,6 +16,7 @@ SHORTCUTS = (
     ("Ctrl+N", "new run"),
     ("Ctrl+O", "open a run folder"),
     ("Ctrl+S", "save a checkpoint now"),
+    ("Ctrl+Shift+F", "fork the run from a checkpoint, with settings changed"),
     ("Ctrl+Q", "quit (training stops at the end of its step and saves a checkpoint)"),
     ("Space or P", "Audition panel focused: play / pause"),
     ("A / B / R", "Audition panel focused: original / reconstruction / residual"),

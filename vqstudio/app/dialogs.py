@@ -1,5 +1,8 @@
-"""The New run dialog: a preset, a folder of audio (empty: the demo corpus) and a run folder
-(empty: a fresh folder under the default runs folder)."""
+"""The New run dialog: a preset, every setting of it editable (the settings editor: the preset's
+value beside each, the changed ones highlighted, the configuration's message inline), the audio
+(``data.path``: a folder, or a file such as a manifest; empty: the demo corpus) and a run folder
+(empty: a fresh folder under the default runs folder). Start training stays disabled while a value
+is refused."""
 
 from __future__ import annotations
 
@@ -15,23 +18,28 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
+from vqstudio.app import theme
+from vqstudio.app.settings_editor import SettingsEditor
 from vqstudio.config import DEFAULT_PRESET, Config, load_preset, preset_names, preset_summary
 from vqstudio.errors import UserError
 from vqstudio.train.runfolder import RunFolder
 
 
 class NewRunDialog(QDialog):
-    """Asks for preset, data folder and run folder; read them from :meth:`values` after exec()."""
+    """Asks for preset, settings and run folder; read them from :meth:`chosen_run` after exec()."""
 
     def __init__(self, runs_root: Path, preset: str = DEFAULT_PRESET, data: str = "",
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("New run")
-        self.setMinimumWidth(560)
-        form = QFormLayout(self)
+        self.setMinimumSize(760, 640)
+        outer = QVBoxLayout(self)
+        form = QFormLayout()
+        outer.addLayout(form)
 
         self.preset = QComboBox()
         for name in preset_names():
@@ -42,40 +50,73 @@ class NewRunDialog(QDialog):
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setObjectName("placeholder")
-        self.preset.currentIndexChanged.connect(self._show_summary)
-        self._show_summary()
         form.addRow("Preset", self.preset)
         form.addRow("", self.summary)
-
-        self.data = QLineEdit(data)
-        self.data.setPlaceholderText("empty: the built-in demo corpus")
-        form.addRow("Audio folder", _with_browse(self.data, "Folder of audio files", self))
 
         self.run = QLineEdit()
         self.run.setPlaceholderText(f"empty: a new folder in {runs_root}")
         form.addRow("Run folder", _with_browse(self.run, "Run folder", self))
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        self.editor = SettingsEditor(load_preset(self.preset.currentText()), "preset", self)
+        self.data = self.editor.rows["data.path"].input  # the audio: data.path in the editor
+        if data:
+            self.data.setText(data)
+        outer.addWidget(self.editor, 1)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet(f"color: {theme.ERROR};")
+        outer.addWidget(self.problem)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setText("Start training")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        outer.addWidget(self.buttons)
+
+        self.preset.currentIndexChanged.connect(self._preset_chosen)
+        self.editor.changed.connect(self._judge)
+        self.run.textChanged.connect(self._judge)
+        self._show_summary()
+        self._judge()
+
+    def _preset_chosen(self) -> None:
+        self._show_summary()
+        self.editor.set_base(load_preset(self.preset.currentText()))
 
     def _show_summary(self) -> None:
         self.summary.setText(str(self.preset.currentData() or ""))
 
+    def _judge(self) -> None:
+        """Start training only with settings the configuration takes and folders that fit."""
+        problem = "" if not self.editor.valid else self._folder_problem()
+        self.problem.setText(problem)
+        self.problem.setVisible(bool(problem))
+        self.ok.setEnabled(self.editor.valid and not problem)
+
+    def _folder_problem(self) -> str:
+        try:
+            self.chosen_run()
+        except UserError as exc:
+            return str(exc)
+        return ""
+
     def values(self) -> tuple[str, str, str]:
-        """(preset, data folder or "", run folder or "")."""
+        """(preset, data path or "", run folder or "")."""
         return self.preset.currentText(), self.data.text().strip(), self.run.text().strip()
 
     def chosen_run(self) -> tuple[Config, Path | None]:
         """The configuration and run folder (None: a fresh default one) the fields ask for.
-        Raises UserError for a data folder that does not exist or a run folder that holds a run."""
-        preset, data, run = self.values()
-        config = load_preset(preset)
+        Raises UserError for a refused setting, audio that does not exist or a run folder that
+        already holds a run."""
+        _, data, run = self.values()
+        config = self.editor.config()
+        if config is None:
+            raise UserError(self.editor.message)
         if data:
-            if not Path(data).is_dir():
-                raise UserError(f"{data}: no such folder", "choose a folder of audio files")
+            if not Path(data).exists():
+                raise UserError(f"{data}: no such folder or file",
+                                "choose a folder of audio files (or a manifest / prepared dataset)")
             config = config.with_overrides({"data.path": str(Path(data).resolve())})
         if run and RunFolder(run).exists():
             raise UserError(f"{run} already holds a run", "open it with Open run…, or choose another folder")

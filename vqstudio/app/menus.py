@@ -40,6 +40,9 @@ def build_menus(w) -> None:
     w.start_action = _action(w, "Start", w.toggle_training, Qt.Key.Key_Space,
                              "Start, pause or resume training (Space)")
     w.stop_action = _action(w, "Stop", w.stop_training, None, "Stop training and save a checkpoint")
+    w.fork_action = _action(w, "&Fork from here…", lambda: _fork(w), "Ctrl+Shift+F",
+                            "A new run from a checkpoint of this one (latest, best or a step) with "
+                            "settings changed; it continues the step count")
     w.reset_layout_action = _action(w, "&Reset layout", w.reset_layout, None,
                                     "Every panel back where it starts")
     w.shortcuts_action = _action(w, "&Keyboard shortcuts", lambda: _show_shortcuts(w), None)
@@ -58,6 +61,9 @@ def build_menus(w) -> None:
     file_menu.addAction(w.quit_action)
     run_menu = bar.addMenu("&Run")
     run_menu.addActions([w.start_action, w.stop_action])
+    run_menu.addSeparator()
+    run_menu.addAction(w.fork_action)
+    run_menu.aboutToShow.connect(lambda: w.fork_action.setEnabled(_can_fork(w)))
     view_menu = bar.addMenu("&View")
     w.panel_actions = {}
     for key, dock in w.docks.items():
@@ -88,6 +94,18 @@ def build_menus(w) -> None:
     toolbar.addSeparator()
     toolbar.addAction(w.save_action)
     w.toolbar = toolbar
+
+
+def _fork(w) -> None:
+    from vqstudio.app.fork_dialog import fork_from_here  # torch and the fork engine, when asked
+
+    fork_from_here(w)
+
+
+def _can_fork(w) -> bool:
+    from vqstudio.app.fork_dialog import can_fork
+
+    return can_fork(w)
 
 
 def _message_box(w, title: str, text: str) -> QMessageBox:

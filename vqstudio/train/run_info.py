@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vqstudio.config import Config
+from vqstudio.train.settings import live_values
 
 
 def config_info(config: Config, run_dir: str | Path | None, step: int = 0,
@@ -32,6 +33,7 @@ def config_info(config: Config, run_dir: str | Path | None, step: int = 0,
         "balancer": config.loss.balancer,
         "quantizer_dropout": config.model.quantizer_dropout,
         "data": config.data.path,
+        "live": live_values(config),  # every live setting but the weights (train/settings.py)
         "audio_seconds_per_step": config.data.batch_size * config.data.segment_seconds,
     }
 
@@ -49,6 +51,8 @@ def trainer_info(trainer) -> dict[str, Any]:
         "balancer": trainer.balancer_mode,
         "quantizer_dropout": float(trainer.model.quantizer.dropout),
         "corpus_report": trainer.data.report,
+        "live": {**info["live"], "lr": trainer.base_lr, "balancer": trainer.balancer_mode,
+                 "quantizer_dropout": float(trainer.model.quantizer.dropout)},
         "audio_seconds_per_step": trainer.data.audio_seconds_per_step(),  # over all ranks
     })
     return info

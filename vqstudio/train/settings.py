@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from vqstudio.config_fields import value_of
 from vqstudio.errors import ConfigError
 
 
@@ -160,6 +161,11 @@ def is_live(key: str) -> bool:
 def live_keys() -> list[str]:
     """The configuration keys of the live settings, as DESIGN.md lists them."""
     return [s.key for s in LIVE]
+
+
+def live_values(config) -> dict[str, Any]:
+    """The value ``config`` gives each live setting but the weights, by setting name."""
+    return {s.name: value_of(config, s.key) for s in LIVE if s.name != "weights"}
 
 
 def setting_for_key(key: str, value: Any) -> tuple[str, Any]:

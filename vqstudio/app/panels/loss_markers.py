@@ -1,6 +1,7 @@
-"""Change markers on the loss curves: a labelled vertical line wherever a weight, the learning
-rate, the quantizer dropout or the balancer changed, dead codes were replaced by hand, or training
-was restored after a non-finite step. What the label says, and the line itself."""
+"""Change markers on the loss curves: a labelled vertical line wherever a live setting changed
+(a weight, the learning rate, the balancer, the mel norm ...: train/settings.py's table), dead
+codes were replaced by hand, or training was restored after a non-finite step. What the label
+says, and the line itself."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from vqstudio.app import theme
+from vqstudio.train.settings import SETTINGS
 
 MARKER_POSITIONS = (0.95, 0.8, 0.65, 0.5, 0.35)  # label heights, cycled so neighbours don't overlap
 
@@ -32,11 +34,9 @@ def marker_label(event: dict[str, Any]) -> str | None:
         if len(changes) > 2:  # e.g. "Reset to preset": the tooltip has them all
             return f"{changes[0]}; {changes[1]} +{len(changes) - 2} more"
         return "; ".join(changes) or None
-    if kind in ("lr", "quantizer_dropout"):
-        name = "lr" if kind == "lr" else "quantizer dropout"
-        return f"{name} {format_number(event.get('old'))}→{format_number(event.get('new'))}"
-    if kind == "balancer":
-        return f"balancer {event.get('old')}→{event.get('new')}"
+    if kind in SETTINGS and kind != "weights":  # lr, balancer, mel norm, EMA decay ... (train/settings.py)
+        label = SETTINGS[kind].label
+        return f"{label} {format_number(event.get('old'))}→{format_number(event.get('new'))}"
     if kind == "replace_dead_codes" and not event.get("automatic"):
         replaced = event.get("replaced") or []
         return f"replaced {sum(int(n) for n in replaced)} dead codes"

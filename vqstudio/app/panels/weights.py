@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from vqstudio.app import theme
+from vqstudio.app.panels.live_settings import LiveSettingsBox
 from vqstudio.app.panels.losses import format_number
 from vqstudio.app.panels.weight_row import NumberBox, TermRow, slider_to_weight
 from vqstudio.config import default_weight, load_preset
@@ -106,6 +107,8 @@ class WeightsPanel(QWidget):
         grid_outer = QVBoxLayout(grid_widget)
         grid_outer.setContentsMargins(0, 0, 0, 0)
         grid_outer.addLayout(self._grid)
+        self.live = LiveSettingsBox(store, worker, grid_widget)  # the other live settings
+        grid_outer.addWidget(self.live)
         grid_outer.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -125,6 +128,7 @@ class WeightsPanel(QWidget):
         store = self.store
         if store.version == self._version:
             return
+        self.live.refresh()
         self._version = store.version
         if store.info is not self._info or store.events is not self._events:
             self._start_run()
