@@ -14,7 +14,7 @@ from vqstudio.train.losses import LossSuite, total
 from test_losses import sine_and_noise
 
 T = 8192
-AT_OUTPUT = ["waveform_mse", "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft"]
+AT_OUTPUT = ["waveform_mse", "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft"]
 
 
 class TinyCodec(nn.Module):
@@ -62,7 +62,7 @@ def grads(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def test_shares_sum_to_one_over_the_terms_that_reach_the_output(suite):
     terms, audio = step(TinyCodec(), suite)
-    weights = Config().loss.resolved_weights()
+    weights = Config().loss.resolved_weights() | {"complex_stft": 1.0}  # off by default
     assert [n for n in weights if reaches(terms[n], audio)] == AT_OUTPUT
     shares = gradient_shares(terms, audio, weights)
     assert set(shares) == set(AT_OUTPUT)  # codebook and commitment act on the encoder directly

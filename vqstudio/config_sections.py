@@ -92,7 +92,7 @@ class LossConfig:
         """Every loss term name this configuration produces, in display order."""
         names = ["waveform_mse", "codebook", "commitment"]
         names += [f"mel_l1/{n}" for n in self.mel_scales]
-        names += ["mrstft"]
+        names += ["mrstft", "complex_stft"]
         if self.adversarial:
             names += ["adversarial", "feature_matching"]
         return names
@@ -109,6 +109,7 @@ DEFAULT_WEIGHTS = {
     "codebook": 1.0,
     "commitment": 0.25,
     "mrstft": 1.0,
+    "complex_stft": 0.0,  # off unless a preset asks: older runs keep their losses
     "adversarial": 1.0,
     "feature_matching": 2.0,
 }

@@ -201,13 +201,14 @@ class LossSuite(nn.Module):
                     continue
                 terms[name], real_mel = mel_loss(fake32, real32, spectra)
                 saturated.append((torch.tanh(real_mel).abs() > TANH_SATURATION).float().mean())
+            parts = {}
             if "mrstft" not in skip:
                 sc, logmag = self.mrstft(fake32, real32, spectra)
                 terms["mrstft"] = sc + logmag
-                terms["mrstft/sc"] = sc.detach()
-                terms["mrstft/logmag"] = logmag.detach()
+                parts = {"mrstft/sc": sc.detach(), "mrstft/logmag": logmag.detach()}
             if "complex_stft" not in skip:
                 terms["complex_stft"] = self.complex_stft(fake32, real32, spectra)
+            terms.update(parts)
         if self.discriminators is not None and not {"adversarial", "feature_matching"} <= set(skip):
             with _frozen(self.discriminators):
                 with torch.no_grad():
