@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -222,7 +222,8 @@ class ComparePanel(QWidget):
     def _choose(self, row: dict[str, Any], checkpoint: str) -> None:
         if row["checkpoint"] != checkpoint:
             row["checkpoint"], row["entries"], row["error"] = checkpoint, [], ""
-            self._fill()
+            # Not from inside the chooser's own signal: the fill replaces the chooser.
+            QTimer.singleShot(0, self, self._fill)
 
     def _fill(self) -> None:
         """Lay the rows out: one table row per measured entry (or one for an unmeasured row)."""
@@ -230,7 +231,7 @@ class ComparePanel(QWidget):
         columns = figure_columns(entries) if entries else []
         headings = FIXED + [heading for _, heading, _ in columns] + [LISTENING]
         marks = {key: best_rows(entries, key, better) for key, _, better in columns}
-        self.table.clearContents()
+        self.table.setRowCount(0)  # deletes the choosers too: each fill makes its own
         lines = [(row, entry) for row in self.rows for entry in (row["entries"] or [None])]
         self.table.setColumnCount(len(headings))
         self.table.setHorizontalHeaderLabels(headings)
@@ -238,15 +239,14 @@ class ComparePanel(QWidget):
         listening: dict[Path, dict[str, str]] = {}
         index = 0
         for r, (row, entry) in enumerate(lines):
-            self.table.setItem(r, 0, QTableWidgetItem(row["run"].name))
+            name_item = QTableWidgetItem(row["run"].name + (" (failed)" if row.get("error") else ""))
+            name_item.setToolTip(row.get("error") or str(row["run"]))
+            self.table.setItem(r, 0, name_item)
             if entry is None or entry is row["entries"][0]:
                 self.table.setCellWidget(r, 1, self._chooser(row))
             else:
                 self.table.setItem(r, 1, QTableWidgetItem(entry.get("variant", "")))
-            if entry is None:
-                if row.get("error"):
-                    self.table.setItem(r, 2, QTableWidgetItem(row["error"]))
-            else:
+            if entry is not None:
                 for c, (key, _heading, _better) in enumerate(columns, start=len(FIXED)):
                     self.table.setItem(r, c, self._figure(entry, key, index in marks[key]))
                 index += 1
