@@ -160,3 +160,27 @@ def test_the_app_trains_from_a_manifest_and_refuses_what_is_not_audio_data(audio
                                   *tiny_sets()))
     assert f"--data {picture}: not audio data" in line and "a manifest" in line
     assert not (tmp_path / "r2").exists()
+
+
+@pytest.mark.gui
+def test_the_new_run_dialog_takes_a_manifest_or_a_prepared_dataset(qtbot, audio, tmp_path):
+    from vqstudio.app.dialogs import NewRunDialog
+    from vqstudio.audio.prepared import prepare
+
+    listing = tmp_path / "audio" / "list.txt"
+    listing.write_bytes(b"\n".join(os.fsencode(p) for p in audio) + b"\n")
+    shards = tmp_path / "prepared"
+    prepare(listing, shards, RATE)
+    picture = tmp_path / "cover.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    dialog = NewRunDialog(tmp_path / "runs")
+    qtbot.addWidget(dialog)
+    for source in (listing, shards):
+        dialog.data.setText(str(source))
+        qtbot.waitUntil(lambda: dialog.ok.isEnabled())
+        config, _ = dialog.chosen_run()
+        assert config.data.path == str(source.resolve())
+    dialog.data.setText(str(picture))
+    qtbot.waitUntil(lambda: not dialog.ok.isEnabled())
+    assert f"{picture}: not audio data" in dialog.problem.text()
+    assert "a manifest" in dialog.problem.text()

@@ -114,9 +114,11 @@ class NewRunDialog(QDialog):
         if config is None:
             raise UserError(self.editor.message)
         if data:
-            if not Path(data).exists():
-                raise UserError(f"{data}: no such folder or file",
-                                "choose a folder of audio files (or a manifest / prepared dataset)")
+            from vqstudio.audio.corpus import SOURCE_HINT, source_kind
+
+            if source_kind(data) is None:
+                what = "no such folder or file" if not Path(data).exists() else "not audio data"
+                raise UserError(f"{data}: {what}", "choose " + SOURCE_HINT)
             config = config.with_overrides({"data.path": str(Path(data).resolve())})
         if run and RunFolder(run).exists():
             raise UserError(f"{run} already holds a run", "open it with Open run…, or choose another folder")
