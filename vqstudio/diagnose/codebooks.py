@@ -80,12 +80,22 @@ def level_distances(subject: Subject) -> list[float]:
 
 
 def unused_levels(subject: Subject) -> list[Finding]:
-    distances = level_distances(subject)
-    if len(distances) < 2:
-        return []
+    return levels_finding(level_distances(subject))
+
+
+def idle_levels(distances: list[float]) -> tuple[list[int], list[float]]:
+    """(levels that add nothing, each level's gain) from the mel distances with the first k
+    levels: level k+1's gain is how much it cuts the distance, as a share of the first level's."""
     scale = max(distances[0], 1e-9)
     gains = [(distances[k - 1] - distances[k]) / scale for k in range(1, len(distances))]
-    idle = [k + 1 for k, g in enumerate(gains, start=1) if g < LEVEL_GAIN_MIN]
+    return [k + 1 for k, g in enumerate(gains, start=1) if g < LEVEL_GAIN_MIN], gains
+
+
+def levels_finding(distances: list[float]) -> list[Finding]:
+    """The ``unused_levels`` finding for these distances (see :func:`idle_levels`), if any."""
+    if len(distances) < 2:
+        return []
+    idle, gains = idle_levels(distances)
     if not idle:
         return []
     first = idle[0]

@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     p.add_argument("--report", default=None, help="write a self-contained HTML report here")
     p.add_argument("--max-seconds", type=float, default=10.0, help="of each clip, from its start")
     p.add_argument("--clips", type=int, default=3, help="at most this many clips")
+    p.add_argument("--mos", action="store_true",
+                   help="also score one clip with DNSMOS (a speech model; seconds of CPU)")
 
 
 def run(args) -> int:
@@ -44,7 +46,7 @@ def run(args) -> int:
         from vqstudio.experiments.checkpoint_ref import resolve_ref
 
         clips = validation_files(resolve_ref(ref).config, args.data)[: args.clips]
-    diagnosis = diagnose(ref, clips, max_seconds=args.max_seconds, max_clips=args.clips)
+    diagnosis = diagnose(ref, clips, max_seconds=args.max_seconds, max_clips=args.clips, mos=args.mos)
     print(format_text(diagnosis))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(diagnosis.to_dict(), indent=2) + "\n")

@@ -37,6 +37,13 @@ def long_context(subject: Subject) -> list[Finding]:
         ref = clip.original[s : s + seg]
         alone.append(mel_distance(ref, reconstruct(subject.model, ref)[:seg], sr))
         within.append(mel_distance(ref, clip.reconstruction[s : s + seg], sr))
+    return context_finding(clip.name, len(clip.original) / sr, seg_s, seg / sr, starts / sr, alone, within)
+
+
+def context_finding(clip: str, clip_seconds: float, segment_seconds: float, window_seconds: float,
+                    starts_s, alone: list[float], within: list[float]) -> list[Finding]:
+    """The ``long_context`` finding, if the windows cut from the whole-clip reconstruction
+    (``within``) are worse than the same windows reconstructed alone (``alone``)."""
     short_d, long_d = float(np.mean(alone)), float(np.mean(within))
     ratio = long_d / max(short_d, 1e-9)
     if ratio < WORSE_RATIO:
@@ -44,15 +51,16 @@ def long_context(subject: Subject) -> list[Finding]:
     worst = int(np.argmax(np.asarray(within) - np.asarray(alone)))
     return [Finding(
         id="long_context", severity="bad" if ratio >= BAD_RATIO else "warn",
-        title=f"Long clips come out worse: mel distance {long_d:.2f} in a {len(clip.original) / sr:.0f} s "
-              f"clip against {short_d:.2f} for the same audio in {seg / sr:g} s pieces",
+        title=f"Long clips come out worse: mel distance {long_d:.2f} in a {clip_seconds:.0f} s "
+              f"clip against {short_d:.2f} for the same audio in {window_seconds:g} s pieces",
         explanation="The attention decoder was trained on short segments and extrapolates badly to "
                     "a whole clip.",
         evidence={"whole_clip_mel_distance": long_d, "windowed_mel_distance": short_d, "ratio": ratio,
-                  "window_seconds": seg / sr, "windows": len(starts), "training_segment_seconds": seg_s,
+                  "window_seconds": window_seconds, "windows": len(alone),
+                  "training_segment_seconds": segment_seconds,
                   "warn_ratio": WORSE_RATIO, "bad_ratio": BAD_RATIO},
-        where={"clip": clip.name},
-        remedies=(remedy("data.segment_seconds", max(4.0, 4 * seg_s),
+        where={"clip": clip},
+        remedies=(remedy("data.segment_seconds", max(4.0, 4 * segment_seconds),
                          "training on longer segments shows the decoder longer contexts"),),
-        listen=Listen(clip.name, starts[worst] / sr, (starts[worst] + seg) / sr),
+        listen=Listen(clip, float(starts_s[worst]), float(starts_s[worst]) + window_seconds),
     )]

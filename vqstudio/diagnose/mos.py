@@ -5,18 +5,45 @@ package, offline).
 DNSMOS is a speech model trained to imitate listeners; on music its scores mean little. So this
 finding never stands alone: it is ``info`` unless a measured background check (the hiss floor or
 the frame-rate buzz) found the same thing, and then it says so.
+
+It runs only when asked (``diagnose(..., mos=True)``, ``vqstudio diagnose --mos``, the panel's
+DNSMOS box): importing onnxruntime and librosa and scoring one 10 s clip twice was 26 s of a 37 s
+diagnosis, more than every other check together, for a figure that is only ever a hint. Asked
+for, it scores one clip (:data:`MAX_CLIPS`) and remembers every score by the clip's content.
 """
 
 from __future__ import annotations
 
-from vqstudio.audio.distortion import dnsmos, dnsmos_available
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+from vqstudio.audio.distortion import DnsMos, dnsmos, dnsmos_available
 from vqstudio.diagnose.findings import Finding
 from vqstudio.diagnose.subject import NotMeasured, Subject
 
 SCORE_DROP = 0.5  # a reconstruction's score this far under the original's
 SCORES = ("background", "signal", "overall")
-MAX_CLIPS = 2
+MAX_CLIPS = 1  # DNSMOS costs seconds of CPU per clip; one clip is enough for a hint
 SUPPORTED_BY = ("noise_floor", "frame_rate_buzz")
+CACHE_SIZE = 64
+_cache: OrderedDict[tuple[str, int], DnsMos] = OrderedDict()
+
+
+def cached_dnsmos(wave: np.ndarray, sample_rate: int) -> DnsMos:
+    """:func:`~vqstudio.audio.distortion.dnsmos`, remembered by the clip's content: an original
+    is scored once per process, and a reconstruction once per checkpoint and clip (the same
+    checkpoint gives the same samples), so a refresh or a verify does not score it again."""
+    data = np.ascontiguousarray(wave, np.float32)
+    key = (hashlib.sha1(data.tobytes()).hexdigest(), int(sample_rate))
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    score = _cache[key] = dnsmos(data, sample_rate)
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return score
 
 
 def background_mos(subject: Subject) -> list[Finding]:
@@ -25,7 +52,7 @@ def background_mos(subject: Subject) -> list[Finding]:
     sr = subject.sample_rate
     scores = {}
     for c in subject.clips[:MAX_CLIPS]:
-        o, r = dnsmos(c.original, sr), dnsmos(c.reconstruction, sr)
+        o, r = cached_dnsmos(c.original, sr), cached_dnsmos(c.reconstruction, sr)
         scores[c.name] = {"original": {"background": o.background, "signal": o.signal, "overall": o.overall},
                           "reconstruction": {"background": r.background, "signal": r.signal,
                                              "overall": r.overall}}

@@ -41,6 +41,9 @@ CHECKS: dict[str, Callable[[Subject], list[Finding]]] = {
     "long_context": long_context.long_context,
     "background_mos": mos.background_mos,
 }
+# Checks that run only when asked for (see mos.py for why), and what the skip says otherwise.
+ON_REQUEST = {"background_mos": "not asked for (DNSMOS costs seconds per clip; --mos or the panel's "
+                                "DNSMOS box runs it)"}
 MAX_SECONDS = 10.0  # of each clip, from its start
 MAX_CLIPS = 3
 
@@ -55,8 +58,10 @@ def diagnose(
     checks: Sequence[str] | None = None,
     max_seconds: float | None = MAX_SECONDS,
     max_clips: int = MAX_CLIPS,
+    mos: bool = False,
 ) -> Diagnosis:
-    """Run ``checks`` (all of :data:`CHECKS` if None) on a model and clips.
+    """Run ``checks`` on a model and clips: if None, all of :data:`CHECKS` but those in
+    :data:`ON_REQUEST`, which ``mos=True`` adds.
 
     ``clips``: arrays ``[T]`` at the model's rate, paths of audio files, or ``(name, array)``
     pairs; None means the validation split of ``data`` (a folder), else of the run's own corpus.
@@ -69,13 +74,14 @@ def diagnose(
         if config is None:
             raise UserError("diagnose() was given a model without its configuration",
                             "pass config= (the run's Config)")
-    names = list(CHECKS) if checks is None else list(checks)
+    names = [n for n in CHECKS if n not in ON_REQUEST or mos] if checks is None else list(checks)
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise UserError(f"unknown check {', '.join(unknown)}", f"choose from {', '.join(CHECKS)}")
     waves = _clips(clips, config, data, max_seconds, max_clips)
     subject = Subject(config, reconstruct_clips(model, waves), model, step, metrics, run_name)
-    skipped, seconds = {}, {}
+    skipped = {n: why for n, why in ON_REQUEST.items() if n not in names}
+    seconds: dict[str, float] = {}
     for name in names:
         start = time.perf_counter()
         try:
