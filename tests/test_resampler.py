@@ -50,7 +50,7 @@ def test_a_range_read_is_the_whole_resample_bit_for_bit(rates):
     whole = resample(wave, fr, to)
     n = len(whole)
     rng = np.random.default_rng(2)
-    ranges = [(0, 1), (0, n), (n - 1, 1), (5, 333)] + [
+    ranges = [(0, 0), (0, 1), (0, n), (n - 1, 1), (5, 333)] + [
         (int(f), int(rng.integers(1, n - f + 1))) for f in rng.integers(0, n - 1, size=12)]
     for first, count in ranges:
         part = read_resampled(reader(wave), len(wave), fr, to, first, count)

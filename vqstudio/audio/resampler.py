@@ -118,6 +118,8 @@ def read_resampled(
     """Samples ``first .. first + count`` of a ``frames``-long input resampled to ``to_rate``:
     ``decode(out, start)`` must fill ``out`` with input frames ``start .. start + len(out)``
     (always inside the file). Exactly the same samples whatever range is asked for."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.float32)
     up, down = ratio(from_rate, to_rate)
     engine = polyphase(up, down)
     if not engine.fits:
