@@ -1,7 +1,12 @@
 """Quantizer kinds and the seed presets side by side, at equal steps: one command, one table.
 
     python benchmarks/quantizers.py [--steps 400] [--rows kinds,presets] [--eval validation|speech]
-                                    [--threads 1] [--dnsmos] [--json OUT]
+                                    [--threads 1] [--dnsmos] [--json OUT] [--report-at 100,200]
+    python benchmarks/quantizers.py --runs RUN[:CKPT] ... [--eval ...] [--dnsmos]
+
+``--runs`` trains nothing: it measures checkpoints of existing run folders (``vqstudio train``
+runs, forks) on the same table, so variants trained apart can be set beside each other (their
+audio-s/s column is empty: speed is only compared between rows trained interleaved).
 
 Rows: every quantizer kind at tiny-cpu's size (rvq, rvq + rotation trick, rvq_factorized with
 8-dimensional codes, rvq_factorized + rotation, rfsq with levels [8, 8, 4]), and seed-baseline
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -39,6 +45,8 @@ from vqstudio.audio import distortion, metrics
 from vqstudio.audio.corpus import scan_corpus
 from vqstudio.audio.io import read_audio
 from vqstudio.config import DEMO_DIR, load_preset
+from vqstudio.experiments.checkpoint_ref import resolve_ref
+from vqstudio.experiments.corpus_eval import load_model
 from vqstudio.model.inference import reconstruct
 from vqstudio.train.trainer import Trainer
 
@@ -61,7 +69,8 @@ def _rows(selection: str) -> dict[str, tuple[str, list[str]]]:
     return rows
 
 
-def train_interleaved(rows, steps: int, threads: int, data: str | None) -> dict[str, dict]:
+def train_interleaved(rows, steps: int, threads: int, data: str | None,
+                      report=None, report_at: tuple[int, ...] = ()) -> dict[str, dict]:
     common = [f"train.cpu_threads={threads}", "train.validate_every=0", "train.checkpoint_every=0",
               "train.log_every=1000000", "loss.grad_share_every=0"]
     if data:
@@ -83,7 +92,48 @@ def train_interleaved(rows, steps: int, threads: int, data: str | None) -> dict[
             speeds[name].append(n * d.batch_size * d.segment_seconds / seconds)
         done += n
         print(f"  trained {done}/{steps} steps", file=sys.stderr, flush=True)
-    return {name: {"trainer": t, "speed": statistics.median(speeds[name])} for name, t in trainers.items()}
+        if report is not None and done in report_at and done < steps:
+            report(_trained(trainers, speeds), done)
+    return _trained(trainers, speeds)
+
+
+def _trained(trainers, speeds) -> dict[str, dict]:
+    return {name: {"model": t.model, "config": t.config, "speed": statistics.median(speeds[name]),
+                   "trainer": t} for name, t in trainers.items()}
+
+
+def from_runs(refs: list[str]) -> dict[str, dict]:
+    """Rows from run folders' checkpoints (``RUN``, ``RUN:STEP``, ``RUN:best``): nothing trained."""
+    rows = {}
+    for text in refs:
+        ref = resolve_ref(text)
+        model, step = load_model(ref)
+        rows[f"{Path(ref.run.path).name}@{step}"] = {"model": model, "config": ref.config,
+                                                    "speed": math.nan}
+    return rows
+
+
+def print_table(rows: dict[str, dict], which: str, dnsmos: bool, steps: int | None) -> dict:
+    header = (f"{'row':<25}{'usage per level':<26}{'mel':>7}{'floor':>7}{'(all)':>7}"
+              f"{'comb med/max dB':>17}{'at dBFS':>8}{'SI-SDR':>8}{'audio-s/s':>10}"
+              + (f"{'BAK':>6}" if dnsmos else ""))
+    if steps is not None:
+        print(f"-- after {steps} steps, on the {which} files")
+    print(header)
+    results = {}
+    for name, entry in rows.items():
+        files = evaluation_files(entry["config"], which)
+        r = evaluate(entry["model"], entry["config"], files, dnsmos)
+        r["audio_seconds_per_second"] = entry["speed"]
+        r["files"] = [Path(f).name for f in files]
+        results[name] = r
+        usage = "/".join(f"{u:.2f}" for u in r["usage"])
+        line = (f"{name:<25}{usage:<26}{r['mel']:>7.3f}{r['floor']:>7.1f}{r['floor_all']:>7.1f}"
+                f"{r['comb_median']:>9.1f} /{r['comb_max']:>6.1f}{r['comb_loudest_dbfs']:>8.1f}"
+                f"{r['si_sdr']:>8.2f}"
+                f"{entry['speed']:>10.1f}" + (f"{r['bak']:>6.2f}" if dnsmos else ""))
+        print(line, flush=True)
+    return results
 
 
 def evaluation_files(config, which: str) -> list[str]:
@@ -94,8 +144,8 @@ def evaluation_files(config, which: str) -> list[str]:
     return [f.path for f in corpus.split(config.data.val_fraction, config.data.seed)[1].files]
 
 
-def evaluate(trainer: Trainer, files: list[str], dnsmos: bool) -> dict[str, float | list[float]]:
-    model, m = trainer.model, trainer.config.model
+def evaluate(model, config, files: list[str], dnsmos: bool) -> dict[str, float | list[float]]:
+    m = config.model
     sr = m.sample_rate
     rows, codes = [], []
     for path in files:
@@ -134,31 +184,25 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="corpus folder (default: the demo corpus)")
     parser.add_argument("--dnsmos", action="store_true", help="add DNSMOS background (speechmos)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--report-at", default="", help="also print the table after these steps")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="RUN[:CKPT]",
+                        help="measure these run folders' checkpoints instead of training rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = _rows(args.rows)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps per row, "
           f"evaluated on the {args.eval} files", flush=True)
-    trained = train_interleaved(rows, args.steps, args.threads, args.data)
-    header = (f"{'row':<25}{'usage per level':<26}{'mel':>7}{'floor':>7}{'(all)':>7}"
-              f"{'comb med/max dB':>17}{'at dBFS':>8}{'SI-SDR':>8}{'audio-s/s':>10}"
-              + (f"{'BAK':>6}" if args.dnsmos else ""))
-    print(header)
-    results = {}
-    for name, entry in trained.items():
-        trainer = entry["trainer"]
-        files = evaluation_files(trainer.config, args.eval)
-        r = evaluate(trainer, files, args.dnsmos)
-        r["audio_seconds_per_second"] = entry["speed"]
-        r["files"] = [Path(f).name for f in files]
-        results[name] = r
-        usage = "/".join(f"{u:.2f}" for u in r["usage"])
-        line = (f"{name:<25}{usage:<26}{r['mel']:>7.3f}{r['floor']:>7.1f}{r['floor_all']:>7.1f}"
-                f"{r['comb_median']:>9.1f} /{r['comb_max']:>6.1f}{r['comb_loudest_dbfs']:>8.1f}"
-                f"{r['si_sdr']:>8.2f}"
-                f"{entry['speed']:>10.1f}" + (f"{r['bak']:>6.2f}" if args.dnsmos else ""))
-        print(line, flush=True)
-        trainer.close()
+    started = time.perf_counter()
+    if args.runs:
+        results = print_table(from_runs(args.runs), args.eval, args.dnsmos, None)
+    else:
+        at = tuple(int(x) for x in args.report_at.split(",") if x.strip())
+        trained = train_interleaved(rows, args.steps, args.threads, args.data,
+                                    lambda r, done: print_table(r, args.eval, args.dnsmos, done), at)
+        results = print_table(trained, args.eval, args.dnsmos, args.steps)
+        for entry in trained.values():
+            entry["trainer"].close()
+    print(f"{time.perf_counter() - started:.0f} s in all", flush=True)
     if args.json:
         from vqstudio.atomic import atomic_write_text
 
