@@ -4,7 +4,7 @@ comparison, each with a colour and a "show on curves" flag; forks know their par
 The first entry is always the window's own :class:`~vqstudio.app.store.RunStore` (the *current*
 run, whatever it is training or showing); :meth:`RunList.add` opens another run folder into a
 store of its own. Reading a folder (``metrics.csv`` can hold 100k rows) happens in a plain
-Python thread (:func:`~vqstudio.experiments.run_history.read_history`); the finished history
+Python thread, one folder at a time (:func:`~vqstudio.experiments.run_history.read_history`); the finished history
 comes back through a queued signal and is put into the store in the GUI thread, which is cheap
 (numpy columns). Everything public here is for the GUI thread.
 """
@@ -61,6 +61,9 @@ class RunList(QObject):
         super().__init__(parent)
         self.entries: list[RunEntry] = [RunEntry(CURRENT, current, theme.curve_color(0))]
         self._threads: dict[str, threading.Thread] = {}
+        # Folders are read one at a time: several reading threads at once starve the GUI thread
+        # of the interpreter lock (measured: a 1 s freeze adding four runs, 0.1 s one by one).
+        self._waiting: list[tuple[str, Path]] = []
         self._current_dir: Path | None = current.run_dir
         self._loaded.connect(self._on_loaded)
 
@@ -129,10 +132,8 @@ class RunList(QObject):
         store.run_dir = folder
         entry = RunEntry(key, store, self._free_colour(), loading=True)
         self.entries.append(entry)
-        thread = threading.Thread(target=self._read, args=(key, folder), name=f"read-run-{folder.name}",
-                                  daemon=True)
-        self._threads[key] = thread
-        thread.start()
+        self._waiting.append((key, folder))
+        self._read_next()
         self.changed.emit()
         return key
 
@@ -164,12 +165,23 @@ class RunList(QObject):
         self.changed.emit()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
-        """Join the loading threads (closing, tests); True if none is left running."""
+        """Join the loading thread (closing, tests; folders still waiting are not read); True if
+        none is left running."""
+        self._waiting.clear()
         for thread in list(self._threads.values()):
             thread.join(timeout)
         return not any(t.is_alive() for t in self._threads.values())
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _read_next(self) -> None:
+        if self._threads or not self._waiting:
+            return
+        key, folder = self._waiting.pop(0)
+        thread = threading.Thread(target=self._read, args=(key, folder), name=f"read-run-{folder.name}",
+                                  daemon=True)
+        self._threads[key] = thread
+        thread.start()
 
     def _read(self, key: str, folder: Path) -> None:
         try:
@@ -184,6 +196,7 @@ class RunList(QObject):
         thread = self._threads.pop(key, None)
         if thread is not None:
             thread.join()
+        self._read_next()
         entry = self.entry(key)
         if entry is None:
             return  # removed while it was loading

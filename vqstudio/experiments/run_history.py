@@ -28,6 +28,7 @@ from vqstudio.config import Config
 from vqstudio.errors import UserError
 from vqstudio.train.runfolder import CONFIG_FILE, METRICS_FILE, RunFolder
 
+PARSE_BLOCK = 2000  # metrics.csv lines parsed per C call (a few ms each)
 MAX_FORK_DEPTH = 8  # parents followed for the audio-seconds schedule
 _EMPTY_FIELD = re.compile(r",(?=,|$)")
 
@@ -143,8 +144,17 @@ def read_metrics_columns(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 
 
 def _parse_rows(body: list[str], width: int) -> np.ndarray:
-    if not body:
-        return np.empty((0, width))
+    """``body`` lines (``width`` fields each) as a ``[rows, width]`` array, in blocks of
+    :data:`PARSE_BLOCK` lines: one C call over 100k rows would hold the interpreter lock for the
+    whole parse and freeze the GUI thread meanwhile; between blocks it is free."""
+    out = np.empty((len(body), width))
+    for start in range(0, len(body), PARSE_BLOCK):
+        block = body[start:start + PARSE_BLOCK]
+        out[start:start + len(block)] = _parse_block(block, width)
+    return out
+
+
+def _parse_block(body: list[str], width: int) -> np.ndarray:
     joined = _EMPTY_FIELD.sub(",nan", ",".join(body).replace("\r", ""))
     with warnings.catch_warnings():  # text it stops at is a DeprecationWarning, then a short read
         warnings.simplefilter("ignore")
