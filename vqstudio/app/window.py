@@ -26,6 +26,7 @@ from vqstudio.app import dock_layout
 from vqstudio.app.follow import RunFollower
 from vqstudio.app.menus import build_menus
 from vqstudio.app.notices import NoticeBar
+from vqstudio.app.dropped_files import dropped_audio
 from vqstudio.app.recent_runs import RecentRuns
 from vqstudio.app.run_list import link_runs
 from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path
@@ -33,7 +34,6 @@ from vqstudio.app.status_bar import add_readouts, show_run
 from vqstudio.app.panels import PanelSpec
 from vqstudio.app.store import RunStore
 from vqstudio.app.worker import TrainingWorker
-from vqstudio.audio.io import READ_SUFFIXES
 from vqstudio.config import DEFAULT_PRESET, Config, load_preset
 from vqstudio.errors import UserError
 from vqstudio.train.runfolder import RunFolder
@@ -348,21 +348,14 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop --------------------------------------------------------------------------
 
-    @staticmethod
-    def _dropped_audio(event) -> Path | None:
-        for url in event.mimeData().urls():
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in READ_SUFFIXES:
-                return Path(url.toLocalFile())
-        return None
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._dropped_audio(event) is not None:
+        if dropped_audio(event) is not None:
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        path = self._dropped_audio(event)
+        path = dropped_audio(event)
         if path is None:
             event.ignore()
             return
