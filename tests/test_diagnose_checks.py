@@ -229,6 +229,8 @@ def test_unused_levels_names_a_level_that_adds_nothing():
     [found] = codebooks.levels_finding([1.00, 0.80, 0.80, 0.70])
     assert found.id == "unused_levels" and found.where["levels"] == [3]
     assert found.evidence["mel_distance_by_levels"] == [1.00, 0.80, 0.80, 0.70]
+    assert found.severity == "info"  # adds nothing; a level that makes it worse is a warning
+    assert codebooks.levels_finding([1.00, 0.80, 0.81, 0.70])[0].severity == "warn"
 
 
 def test_unused_levels_quiet_when_every_level_helps():

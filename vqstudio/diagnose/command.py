@@ -1,4 +1,5 @@
-"""``vqstudio diagnose --run DIR [--checkpoint C] [--data DIR] [--json OUT] [--report OUT.html]``:
+"""``vqstudio diagnose --run DIR [--checkpoint C] [--data DIR] [--json OUT] [--report OUT.html]
+[--mos] [--verify REMEDY --steps N [--fork NEW]]``:
 the diagnosis of a run's checkpoint, printed as a ranked list, optionally written as JSON (``step``
 and ``findings``, each with ``id``, ``severity``, ``title``, ``evidence``, ``remedies``) and as one
 self-contained HTML page. Bad input is a :class:`~vqstudio.errors.UserError` (one line, exit 2);
@@ -23,6 +24,12 @@ def add_arguments(p) -> None:
     p.add_argument("--report", default=None, help="write a self-contained HTML report here")
     p.add_argument("--max-seconds", type=float, default=10.0, help="of each clip, from its start")
     p.add_argument("--clips", type=int, default=3, help="at most this many clips")
+    p.add_argument("--verify", default=None, metavar="REMEDY",
+                   help="fork with this remedy (a finding id, ID#2 for its second, or setting=value), "
+                        "train --steps, and diagnose parent and fork side by side")
+    p.add_argument("--steps", type=int, default=100, help="with --verify: steps the fork trains")
+    p.add_argument("--fork", default=None, help="with --verify: the fork's run folder "
+                                                "(default RUN-verify-<setting> beside the run)")
     p.add_argument("--mos", action="store_true",
                    help="also score one clip with DNSMOS (a speech model; seconds of CPU)")
 
@@ -46,10 +53,26 @@ def run(args) -> int:
         from vqstudio.experiments.checkpoint_ref import resolve_ref
 
         clips = validation_files(resolve_ref(ref).config, args.data)[: args.clips]
+    if args.verify:
+        return _verify(ref, args)
     diagnosis = diagnose(ref, clips, max_seconds=args.max_seconds, max_clips=args.clips, mos=args.mos)
     print(format_text(diagnosis))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(diagnosis.to_dict(), indent=2) + "\n")
     if args.report:
         write_html(diagnosis, args.report)
+    return 0
+
+
+def _verify(ref: str, args) -> int:
+    from vqstudio.diagnose.report import write_verify_html
+    from vqstudio.diagnose.verify import format_text, verify
+
+    v = verify(ref, args.verify, args.steps, fork_dir=args.fork, data=args.data, max_seconds=args.max_seconds,
+               max_clips=args.clips, mos=args.mos)
+    print(format_text(v))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(v.to_dict(), indent=2) + "\n")
+    if args.report:
+        write_verify_html(v, args.report)
     return 0

@@ -84,6 +84,7 @@ class Diagnosis:
     sample_rate: int = 0
     # clip name -> (original [T], reconstruction [T]): for the report's images and snippets
     audio: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    sources: dict[str, str] = field(default_factory=dict)  # clip name -> the file it was read from
 
     def __post_init__(self) -> None:
         self.findings = ranked(self.findings)

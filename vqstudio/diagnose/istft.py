@@ -18,8 +18,10 @@ from vqstudio.diagnose.subject import NotMeasured, Subject, remedy
 
 MIN_OVERLAP = 4  # n_fft / hop below this leaves each sample to fewer than four frames
 NOLA_MARGIN_WARN = 0.1  # min / max of the overlapped squared windows
-CLIPPED_BINS_WARN = 0.001  # share of (bin, frame) log-magnitudes at the ceiling
-CLIPPED_FRAMES_WARN = 0.05  # share of frames with any bin at the ceiling
+# Share of (bin, frame) log-magnitudes at the ceiling. Tuned on seed-baseline and tiny-cpu after
+# 400 steps on the demo corpus: 0.02-0.03 % of the bins, which touch 10-12 % of the frames (one
+# bin of 481 is enough), and nothing audible; the old "5 % of frames" rule fired on both.
+CLIPPED_BINS_WARN = 0.01
 
 
 def nola_margin(stft: StftParams) -> float:
@@ -79,15 +81,16 @@ def istft(subject: Subject) -> list[Finding]:
         bins, frames = clipped_shares(subject)
     except NotMeasured:
         return found
-    if bins >= CLIPPED_BINS_WARN or frames >= CLIPPED_FRAMES_WARN:
+    if bins >= CLIPPED_BINS_WARN:
         found.append(Finding(
             id="istft/magnitude_clip", severity="warn",
-            title=f"The decoder's magnitudes hit their ceiling in {100 * frames:.0f} % of the frames",
+            title=f"The decoder's magnitudes hit their ceiling: {100 * bins:.1f} % of the bins, in "
+              f"{100 * frames:.0f} % of the frames",
             explanation=f"The head clips the predicted log-magnitude at {m.log_magnitude_clip:g}; "
                         "there the output is flat-topped and no gradient flows back.",
             evidence={**settings, "clipped_bin_share": bins, "clipped_frame_share": frames,
                       "log_magnitude_clip": m.log_magnitude_clip,
-                      "warn_bin_share": CLIPPED_BINS_WARN, "warn_frame_share": CLIPPED_FRAMES_WARN},
+                      "warn_bin_share": CLIPPED_BINS_WARN},
             remedies=(remedy("model.log_magnitude_clip", m.log_magnitude_clip + 2.0,
                              "a higher ceiling leaves loud bins their gradient"),),
         ))

@@ -125,3 +125,33 @@ def render_html(diagnosis: Diagnosis) -> str:
 
 def write_html(diagnosis: Diagnosis, path: str | Path) -> None:
     atomic_write_text(Path(path), render_html(diagnosis))
+
+
+def render_verify_html(v) -> str:
+    """A :class:`~vqstudio.diagnose.verify.Verification` as one page: the figures, then each
+    finding before and after in two columns, then both full diagnoses with their audio."""
+    from vqstudio.diagnose.verify import FIGURES
+
+    title = f"VQ Studio: verify --set {v.remedy.text}"
+    figures = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{_figure(v.figures['before'].get(k, math.nan))}</td>"
+        f"<td>{_figure(v.figures['after'].get(k, math.nan))}</td></tr>" for k, label, _ in FIGURES)
+    rows = "".join(f"<tr><th>{html.escape(fid)}</th><td>{html.escape(b)}</td><td>{html.escape(a)}</td></tr>"
+                   for fid, b, a in v.rows())
+    head = (f"<tr><th></th><th>before: {html.escape(v.parent)} (step {v.before.step})</th>"
+            f"<th>after: {html.escape(v.fork)} (step {v.after.step})</th></tr>")
+    columns = "".join(
+        f'<div style="flex:1;min-width:30em"><h2>{label}</h2>'
+        + ("".join(_finding_html(f, d) for f in d.findings) or "<p>No findings.</p>") + "</div>"
+        for label, d in (("Before", v.before), ("After", v.after)))
+    data = json.dumps({k: val for k, val in v.to_dict().items()}).replace("</", "<\\/")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p>{html.escape(v.fork_summary)}</p><table>{head}{figures}</table>"
+            f"<h2>Findings</h2><table>{head}{rows}</table>"
+            f'<div style="display:flex;gap:1em;flex-wrap:wrap">{columns}</div>'
+            f'<script type="application/json" id="verification">{data}</script></body></html>\n')
+
+
+def write_verify_html(v, path: str | Path) -> None:
+    atomic_write_text(Path(path), render_verify_html(v))

@@ -90,7 +90,8 @@ def diagnose(
             skipped[name] = str(exc)
         seconds[name] = time.perf_counter() - start
     return Diagnosis(step, list(subject.found), skipped, [c.name for c in subject.clips], seconds, run_name,
-                     subject.sample_rate, {c.name: (c.original, c.reconstruction) for c in subject.clips})
+                     subject.sample_rate, {c.name: (c.original, c.reconstruction) for c in subject.clips},
+                     {c.name: c.source for c in subject.clips if c.source})
 
 
 def _load_run(text: str):
