@@ -138,6 +138,7 @@ def test_activations_work_in_place_only_under_inference_mode_with_the_same_bits(
     torch.manual_seed(0)
     for activation in ("elu", "silu"):
         codec = Codec(small_config(activation=activation, weight_norm=True)).eval()
+        codec.encoder.channels_last_inference = False  # the same layout as under no_grad
         x = tone(6 * 40)
         with torch.no_grad():  # autograd off but not inference mode: nothing in place
             expected = codec.encoder(x)
@@ -152,3 +153,28 @@ def test_activations_work_in_place_only_under_inference_mode_with_the_same_bits(
     assert act.may_overwrite
     out = act(unit_in)
     assert out.data_ptr() != unit_in.data_ptr()
+
+
+def test_inference_runs_the_encoder_channels_last_with_the_same_codes():
+    from vqstudio.model.encoder import Encoder
+
+    assert Encoder.channels_last_inference  # what reconstruct gets
+    torch.manual_seed(0)
+    for weight_norm in (False, True):
+        codec = Codec(small_config(weight_norm=weight_norm)).eval()
+        x = tone(6 * 400 + 5, seed=1)
+        with torch.no_grad():
+            plain = codec.encoder(x)
+            plain_codes = codec.quantizer(plain, None).codes
+        with torch.inference_mode():
+            kept = x.clone()
+            fast = codec.encoder(x)
+            fast_codes = codec.quantizer(fast, None).codes
+        assert torch.equal(x, kept)
+        assert fast.shape == plain.shape
+        torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+        assert torch.equal(fast_codes, plain_codes), weight_norm
+        # reconstruct (inference mode) against the codec's own forward under no_grad
+        with torch.no_grad():
+            expected = codec(x).audio.view(-1).numpy()
+        np.testing.assert_allclose(reconstruct(codec, x.view(-1).numpy()), expected, rtol=0, atol=1e-5)

@@ -103,7 +103,15 @@ class Encoder(nn.Module):
     """Waveform ``[B, 1, T]`` -> latent ``[B, latent_dim, ceil(T / hop)]``.
 
     Inputs of any length are zero-padded at the end to a multiple of ``hop`` first.
+
+    Under ``torch.inference_mode`` (and ``channels_last_inference``) the same layers run as 2-D
+    convolutions on channels-last ``[B, C, 1, T]`` tensors: oneDNN's kernels for that layout are
+    2-3x faster than its 1-D ones at the few channels of the full-rate layers. The weights are
+    the same parameters; the result equals the 1-D path up to float rounding (tested). Training
+    keeps the 1-D path, whose backward is the faster one.
     """
+
+    channels_last_inference = True
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -136,4 +144,24 @@ class Encoder(nn.Module):
         extra = -wave.shape[-1] % self.hop
         if extra:
             wave = F.pad(wave, (0, extra))
+        if self.channels_last_inference and torch.is_inference_mode_enabled():
+            x = wave.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            return _run_2d(self.layers, x).squeeze(2)
         return self.layers(wave)
+
+
+def _run_2d(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer`` applied to a channels-last ``[B, C, 1, T]`` tensor, its Conv1d as Conv2d."""
+    if isinstance(layer, nn.Conv1d):
+        weight = layer.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, weight, layer.bias, stride=(1, layer.stride[0]),
+                        padding=(0, layer.padding[0]), dilation=(1, layer.dilation[0]))
+    if isinstance(layer, nn.Sequential):
+        for part in layer:
+            x = _run_2d(part, x)
+        return x
+    if isinstance(layer, ResidualUnit):
+        return _run_2d(layer.body, x).add_(x)
+    if isinstance(layer, Downsample):
+        return _run_2d(layer.conv, F.pad(layer.act(x), layer.pad))
+    return layer(x)  # activations: element-wise, any layout
