@@ -47,6 +47,8 @@ def arrange_default(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
     # Below both columns, low: the runs compared (left) and their comparison table.
     window.addDockWidget(area.BottomDockWidgetArea, d["runs"])
     window.splitDockWidget(d["runs"], d["compare"], Qt.Orientation.Horizontal)
+    window.tabifyDockWidget(d["compare"], d["diagnosis"])  # the findings, a tab beside the table
+    d["compare"].raise_()
 
 
 def default_proportions(window: QMainWindow, d: dict[str, QDockWidget]) -> None:

@@ -101,6 +101,10 @@ class MainWindow(QMainWindow):
         """The spectrograms show the training probe: a region dragged there loops the audition
         clip, and the audition's playhead and loop are drawn there."""
         spectrograms, audition = self.panels.get("spectrograms"), self.panels.get("audition")
+        diagnosis = self.panels.get("diagnosis")
+        if hasattr(diagnosis, "window_ref"):  # Listen drives the audition; Fork opens the dialog
+            diagnosis.window_ref = self
+            diagnosis.audition = audition if hasattr(audition, "set_loop") else None
         if not (hasattr(spectrograms, "region_selected") and hasattr(audition, "set_loop")):
             return  # one of them failed to start
         spectrograms.region_selected.connect(audition.set_loop)
@@ -388,6 +392,8 @@ class MainWindow(QMainWindow):
             if not self.worker.stop(save=True):
                 self.show_notice("Training did not stop in time; closing anyway")
         self.redraw_timer.stop()
+        if hasattr(self.panels.get("diagnosis"), "stop"):
+            self.panels["diagnosis"].stop()  # its diagnosis or verify thread
         if hasattr(self.panels.get("audition"), "close_sources"):
             self.panels["audition"].close_sources()  # its checkpoint inference thread
         if self.player is not None:

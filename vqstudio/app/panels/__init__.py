@@ -26,4 +26,5 @@ PANELS = (
     PanelSpec("audition", "Audition", "audition", "AuditionPanel"),
     PanelSpec("runs", "Runs", "runs", "RunsPanel"),
     PanelSpec("compare", "Compare", "compare_table", "ComparePanel"),
+    PanelSpec("diagnosis", "Diagnosis", "diagnosis", "DiagnosisPanel"),
 )
