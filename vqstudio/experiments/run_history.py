@@ -28,6 +28,7 @@ from vqstudio.config import Config
 from vqstudio.errors import UserError
 from vqstudio.train.runfolder import CONFIG_FILE, METRICS_FILE, RunFolder
 
+READ_BLOCK = 1 << 18  # bytes of metrics.csv read per call
 PARSE_BLOCK = 2000  # metrics.csv lines parsed per C call (a few ms each)
 MAX_FORK_DEPTH = 8  # parents followed for the audio-seconds schedule
 _EMPTY_FIELD = re.compile(r",(?=,|$)")
@@ -122,15 +123,20 @@ def read_metrics_columns(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     left out: a last line cut mid-row, rows of the wrong width."""
     if not path.is_file():
         return {}, ["no metrics.csv yet (no step logged)"]
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines: list[str] = []
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        while True:  # in pieces: no single call holds the GIL through a whole big file
+            block = handle.readlines(READ_BLOCK)
+            if not block:
+                break
+            lines += block
     notes = []
-    if text and not text.endswith("\n"):
-        cut = text.rfind("\n") + 1
-        if text[cut:].strip() and cut:
+    if lines and not lines[-1].endswith("\n"):
+        if lines[-1].strip() and len(lines) > 1:
             notes.append("metrics.csv ends in a cut line (a writer stopped mid-row): its last row "
                          "is left out")
-        text = text[:cut]
-    lines = text.split("\n")[:-1] if text else []
+        lines.pop()
+    lines = [line.rstrip("\r\n") for line in lines]
     if not lines:
         return {}, notes + ["metrics.csv is empty"]
     header = [name.strip() for name in lines[0].split(",")]

@@ -39,6 +39,11 @@ from vqstudio.experiments.compare import _columns as figure_columns
 from vqstudio.experiments.compare import _value as figure_value
 from vqstudio.experiments.compare import best_rows
 from vqstudio.train.checkpoint import checkpoint_name, latest_checkpoint
+
+try:  # imported with the window (it brings scipy.stats), not on the first fill of the table
+    from vqstudio.experiments.listening import run_summary
+except ImportError:
+    run_summary = None
 from vqstudio.train.runfolder import RunFolder
 
 FIXED = ["run", "checkpoint"]
@@ -50,9 +55,7 @@ DENOISE_STRENGTH = 0.5
 def listening_cells(run_dir: Path) -> dict[str, str]:
     """Checkpoint file name (with a variant, e.g. "step-00000400.pt denoised 0.5") -> the short
     text of its listening results, read through :mod:`vqstudio.experiments.listening`."""
-    try:
-        from vqstudio.experiments.listening import run_summary
-    except ImportError:  # an install without the listening tests: an empty column
+    if run_summary is None:  # an install without the listening tests: an empty column
         return {}
     try:
         summary = run_summary(run_dir)
