@@ -15,6 +15,11 @@ On CUDA both run under bf16 autocast. Torch uses all CPU cores. Figures, not ass
 (eager float32, eager bf16 autocast, ``torch.compile`` + bf16 autocast) and prints each one's
 median and its speed-up over eager float32 (on the CPU, bf16 autocast only helps where the cores
 have bf16 instructions). The compile's first-call cost is reported apart.
+
+``--compare-layout`` times ``reconstruct`` of 10 s with the encoder's channels-last inference path
+on and off, interleaved, in wall time and in process CPU time (CPU time / threads is the figure to
+trust on a shared machine: wall time there counts other people's processes), and prints the real-
+time factors and the ratio.
 """
 
 from __future__ import annotations
@@ -132,6 +137,37 @@ def compare_compile(name: str, device: torch.device, steps: int) -> None:
               f"x{base / median:.2f} vs eager fp32")
 
 
+def compare_layout(name: str, threads: int, repeats: int) -> None:
+    """reconstruct of 10 s: channels-last encoder on/off, interleaved, wall and CPU time."""
+    import numpy as np
+
+    from vqstudio.model.encoder import Encoder
+    from vqstudio.model.inference import reconstruct
+
+    config = load_preset(name)
+    torch.manual_seed(0)
+    model = Codec(config.model)
+    sr = model.sample_rate
+    wave = _signal(1, int(INFERENCE_SECONDS * sr), sr, "cpu").view(-1).numpy()
+    figures: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for i in range(repeats + 1):
+        for layout in (False, True):
+            Encoder.channels_last_inference = layout
+            wall, cpu = time.perf_counter(), time.process_time()
+            reconstruct(model, wave)
+            if i:  # the first round is warm-up
+                figures[layout].append((time.perf_counter() - wall, time.process_time() - cpu))
+    Encoder.channels_last_inference = True
+    medians = {k: np.median(np.array(v), axis=0) for k, v in figures.items()}
+    for layout, (wall, cpu) in medians.items():
+        print(f"{name} reconstruct 10 s, encoder {'channels-last' if layout else '1-D       '}: "
+              f"wall {wall * 1e3:7.1f} ms ({INFERENCE_SECONDS / wall:5.1f}x real time), "
+              f"CPU {cpu * 1e3:7.1f} ms ({INFERENCE_SECONDS * threads / cpu:5.1f}x real time "
+              f"on {threads} dedicated threads)")
+    (w1, c1), (w0, c0) = medians[True], medians[False]
+    print(f"{name}: channels-last / 1-D: wall {w1 / w0:.3f}, CPU {c1 / c0:.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", action="append", help="preset name (repeatable; default all)")
@@ -141,9 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--compare-compile", action="store_true",
                         help="eager fp32 vs bf16 vs torch.compile + bf16 training steps")
+    parser.add_argument("--compare-layout", action="store_true",
+                        help="reconstruct with the channels-last encoder on and off, interleaved")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.compare_layout:
+        for name in args.preset or ["tiny-cpu", "speech-24k"]:
+            compare_layout(name, args.threads, args.steps)
+        return
     if args.compare_compile:
         device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
         for name in args.preset or ["tiny-cpu"]:
