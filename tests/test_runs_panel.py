@@ -91,6 +91,10 @@ def test_a_fork_is_listed_under_its_parent(qtbot, trained, tmp_path):
     assert items[fork_key].text(1) == "6"  # --steps counts the global step: 5 and 6 trained here
     # Roots in the order opened, each fork right under its parent.
     assert [(e.name, depth) for e, depth in runs.tree()][1:] == [("other", 0), ("base", 0), ("fork", 1)]
+    # The start event says how many ranks trained (audio per step counts them all).
+    assert next(e for e in runs.entry(base_key).store.events if e["kind"] == "start")["world"] == 1
+    assert runs.entry(base_key).store.audio_schedule == [(0.0, 2 * 0.25)]
+    assert runs.entry(fork_key).store.audio_schedule == [(0.0, 2 * 0.25), (4.0, 4 * 0.25)]
     colours = {e.colour for e in runs.entries}
     assert len(colours) == len(runs.entries)  # a colour each
 

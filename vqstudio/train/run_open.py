@@ -31,7 +31,7 @@ def open_run_folder(trainer, resuming: bool) -> Steering:
         trainer.record_event("resume", file=resumed_from.name if resumed_from else None, lost_steps=lost,
                              rolled_back=aside.name if aside is not None else None)
     else:
-        trainer.record_event("start", preset=config.preset, device=str(trainer.device))
+        trainer.record_event("start", preset=config.preset, device=str(trainer.device), world=trainer.world)
     for name, reason in trainer.data.skipped:
         trainer.record_event("skipped_file", file=name, reason=reason)
     if trainer.lock is not None and trainer.lock.taken_over:
