@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,6 @@ from vqstudio.train.runfolder import CONFIG_FILE, METRICS_FILE, RunFolder
 READ_BLOCK = 1 << 18  # bytes of metrics.csv read per call
 PARSE_BLOCK = 2000  # metrics.csv lines parsed per C call (a few ms each)
 MAX_FORK_DEPTH = 8  # parents followed for the audio-seconds schedule
-_EMPTY_FIELD = re.compile(r",(?=,|$)")
 
 
 @dataclass
@@ -161,7 +159,11 @@ def _parse_rows(body: list[str], width: int) -> np.ndarray:
 
 
 def _parse_block(body: list[str], width: int) -> np.ndarray:
-    joined = _EMPTY_FIELD.sub(",nan", ",".join(body).replace("\r", ""))
+    # Empty cells read as NaN: ",," twice (a run of empties overlaps), and a last one at the end;
+    # no line starts with an empty cell (a step is always there).
+    joined = ",".join(body).replace(",,", ",nan,").replace(",,", ",nan,")
+    if joined.endswith(","):
+        joined += "nan"
     with warnings.catch_warnings():  # text it stops at is a DeprecationWarning, then a short read
         warnings.simplefilter("ignore")
         try:
