@@ -1,0 +1,95 @@
+"""``vqstudio diagnose`` in a real subprocess on a real (tiny) trained run: the terminal list, the
+JSON, the self-contained HTML report, ``--verify`` forking and diagnosing both, and bad input as
+one line with exit 2 and nothing written."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import pytest
+import soundfile as sf
+
+from helpers import one_line_error, run_cli, train_tiny_run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_tiny_run(tmp_path_factory.mktemp("diagnose"), steps=8, checkpoint_every=4)
+
+
+def test_diagnose_lists_writes_json_and_one_self_contained_report(trained, tmp_path):
+    run, corpus = trained
+    out, report = tmp_path / "d.json", tmp_path / "d.html"
+    result = run_cli("diagnose", "--run", str(run), "--data", str(corpus), "--json", str(out),
+                     "--report", str(report), "--max-seconds", "1")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert f"diagnosis of {run}" in text and "at step 8" in text
+    assert re.search(r"^ 1\. \[(BAD |WARN|info)\] ", text, re.M)
+    assert "fix: --set " in text
+    assert "not measured: background_mos" in text
+
+    data = json.loads(out.read_text())
+    assert data["step"] == 8 and data["findings"]
+    for f in data["findings"]:
+        assert {"id", "severity", "title", "evidence", "remedies"} <= set(f)
+        assert f["severity"] in ("info", "warn", "bad")
+        for r in f["remedies"]:
+            assert {"setting", "value", "live", "reason", "set"} <= set(r)
+    ranks = [("info", "warn", "bad").index(f["severity"]) for f in data["findings"]]
+    assert ranks == sorted(ranks, reverse=True)
+
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?://", page)  # nothing fetched from the network
+    pngs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    wavs = re.findall(r'src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert pngs and wavs
+    assert base64.b64decode(pngs[0]).startswith(b"\x89PNG\r\n\x1a\n")
+    audio, rate = sf.read(io.BytesIO(base64.b64decode(wavs[0])))
+    assert rate == 24000 and len(audio) > 0
+    assert [f["id"] for f in data["findings"]][0] in page
+
+
+def test_diagnose_checkpoint_choice(trained, tmp_path):
+    run, corpus = trained
+    out = tmp_path / "d4.json"
+    result = run_cli("diagnose", "--run", str(run), "--checkpoint", "4", "--data", str(corpus),
+                     "--json", str(out), "--max-seconds", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["step"] == 4
+
+
+def test_verify_forks_trains_and_shows_before_and_after(trained, tmp_path):
+    run, corpus = trained
+    fork, out = tmp_path / "fork", tmp_path / "v.json"
+    result = run_cli("diagnose", "--run", str(run), "--data", str(corpus), "--verify",
+                     "loss.weights.mrstft=2.0", "--steps", "2", "--fork", str(fork), "--json", str(out),
+                     "--max-seconds", "1", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "findings (before -> after):" in result.stdout and "mel distance" in result.stdout
+    v = json.loads(out.read_text())
+    assert v["before"]["step"] == 8 and v["after"]["step"] == 10
+    assert v["remedy"]["set"] == "loss.weights.mrstft=2.0"
+    assert set(v["figures"]) == {"before", "after"}
+    assert "[forked_from]" in (fork / "config.toml").read_text()
+    assert not (run / "checkpoints" / "step-00000010.pt").exists()  # the parent is untouched
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--run", "{tmp}/nothing"], "nothing"),
+    (["--run", "{run}", "--checkpoint", "999"], "999"),
+    (["--run", "{run}", "--json", "{tmp}/no/such/d.json"], "does not exist"),
+    (["--run", "{run}", "--clips", "0"], "--clips"),
+    (["--run", "{run}", "--data", "{corpus}", "--verify", "no_such_finding", "--steps", "1"], "no_such_finding"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, args, words):
+    run, corpus = trained
+    report = tmp_path / "r.html"
+    filled = [a.format(tmp=tmp_path, run=run, corpus=corpus) for a in args]
+    result = run_cli("diagnose", *filled, "--report", str(report), "--max-seconds", "1")
+    assert words in one_line_error(result)
+    assert not report.exists()
