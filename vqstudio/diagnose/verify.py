@@ -172,6 +172,6 @@ def format_text(v: Verification) -> str:
     lines.append(f"The fork trained {(v.after.step or 0) - (v.before.step or 0)} steps more than the parent "
                  "was diagnosed at; a control fork of the same length without the change tells what "
                  "the extra steps alone did.")
-    lines.append(f"Listen blind: ABX of {v.parent} against {v.fork} in the app's Compare > ABX "
-                 "on the same clip.")
+    lines.append(f"Listen blind: ABX of {v.parent} against {v.fork} in the Audition panel's ABX… "
+                 "(two checkpoints as 1 and 2) on the same clip.")
     return "\n".join(lines)

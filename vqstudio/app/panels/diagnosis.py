@@ -222,7 +222,8 @@ class DiagnosisPanel(QWidget):
         head = f"<tr><th></th><th>before (step {v.before.step})</th><th>after (step {v.after.step})</th></tr>"
         self.details.setHtml(f"<b>Verify {html.escape(v.remedy.text)}</b><p>{html.escape(v.fork_summary)}</p>"
                              f"<table>{head}{figs}</table><table>{head}{cells}</table>"
-                             f"<p>Listen blind: Compare &gt; ABX of the parent against {html.escape(v.fork)}.</p>")
+                             f"<p>Listen blind: pick the parent and {html.escape(v.fork)} as 1 and 2 "
+                             "in the Audition panel and run ABX… on this clip.</p>")
         self.status.setText(f"Verified {v.remedy.text} in {v.fork}")
 
     def _update_actions(self) -> None:
