@@ -102,11 +102,13 @@ class ComparePanel(QWidget):
         self.progress.setMaximumWidth(160)
         self.progress.setFormat("%v/%m")
         self.status = QLabel("Tick runs in the Runs panel, choose their checkpoints, press Measure")
-        self.status.setWordWrap(True)
+        # One line, no wrap: a wrapped label's height would follow the dock's width.
+        self.status.setMinimumWidth(1)
         self.table = QTableWidget(0, len(FIXED) + 1)
         self.table.setHorizontalHeaderLabels(FIXED + [LISTENING])
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(40)
 
         top = QHBoxLayout()
         top.addWidget(self.data_edit, 1)

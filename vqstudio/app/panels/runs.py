@@ -59,8 +59,9 @@ class RunsPanel(QWidget):
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Take the selected run off the list (its folder is untouched)")
         self.remove_button.clicked.connect(self.remove_selected)
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
+        self.hint = QLabel()  # one line (a wrapped label's height follows the dock's width)
+        self.hint.setMinimumWidth(1)
+        self.tree.setMinimumHeight(40)
         self.hint.setObjectName("hint")
 
         buttons = QHBoxLayout()
