@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from vqstudio.app.panels import PANELS, PanelSpec
 
-SETTINGS_VERSION = 3  # bump when the dock layout changes: older saved states are then ignored
+SETTINGS_VERSION = 4  # bump when the dock layout changes: older saved states are then ignored
 DEFAULT_SIZE = (1560, 960)
 
 
@@ -47,8 +47,7 @@ def arrange_default(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
     # Below both columns, low: the runs compared (left) and their comparison table.
     window.addDockWidget(area.BottomDockWidgetArea, d["runs"])
     window.splitDockWidget(d["runs"], d["compare"], Qt.Orientation.Horizontal)
-    window.tabifyDockWidget(d["compare"], d["diagnosis"])  # the findings, a tab beside the table
-    d["compare"].raise_()
+    window.splitDockWidget(d["compare"], d["diagnosis"], Qt.Orientation.Horizontal)  # the findings
 
 
 def default_proportions(window: QMainWindow, d: dict[str, QDockWidget]) -> None:

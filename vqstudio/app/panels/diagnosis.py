@@ -60,6 +60,8 @@ class DiagnosisPanel(QWidget):
         self.findings = QListWidget()
         self.findings.currentRowChanged.connect(self._show_finding)
         self.details = QTextBrowser()
+        for view in (self.findings, self.details):
+            view.setMinimumHeight(40)  # a low dock under the curves stays possible
         self.listen_button = QPushButton("Listen")
         self.listen_button.clicked.connect(self.listen)
         self.apply_button = QPushButton("Apply")
