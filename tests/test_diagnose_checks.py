@@ -318,3 +318,12 @@ def test_diagnose_a_model_on_arrays_ranks_findings_and_skips_dnsmos_unless_asked
     out = d.to_dict()
     assert out["step"] == 7 and all({"id", "severity", "title", "evidence", "remedies"} <= set(f)
                                     for f in out["findings"])
+
+
+def test_misalignment_remedy_takes_the_weight_sized_by_the_gradient_share(codec):
+    s, _ = measured_shares(codec, {"waveform_mse": 1.0, "mel_l1/256": 1e4})
+    starved = {f.id: f for f in gradients.loss_dominance(s)}["loss_dominance/starved/waveform_mse"]
+    delayed = subject(lambda x, i: -np.roll(x, 30))
+    delayed.found = [starved]
+    [found] = alignment.waveform_misalignment(delayed)
+    assert found.remedies[0].value == starved.remedies[0].value > 4.0
