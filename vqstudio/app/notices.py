@@ -12,7 +12,8 @@ import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QToolBar, QWidget
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QLabel, QSizePolicy, QToolBar, QWidget
 
 log = logging.getLogger("vqstudio.app")
 
@@ -52,6 +53,20 @@ class NoticeCounter:
         return text + (f"  (×{count})" if count > 1 else "")
 
 
+class _BarLabel(QLabel):
+    """A wrapping label that takes the bar's whole width: a toolbar lays widgets out by their
+    size hint, which for a wrapping QLabel is a narrow column (a fork's notice was 194 px wide
+    and 98 px tall in a 1500 px window, squeezing the panels below)."""
+
+    def sizeHint(self) -> QSize:
+        bar = self.parentWidget()
+        width = max(200, (bar.width() if bar is not None else 800) - 120)  # room for Dismiss
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(100, self.sizeHint().height())
+
+
 class NoticeBar(QToolBar):
     """The window's notice line above the panels, with Dismiss; hidden while empty. The same
     notice again within NoticeCounter's ``repeat_s`` counts up instead of flashing anew."""
@@ -62,13 +77,18 @@ class NoticeBar(QToolBar):
         self.setMovable(False)
         self.toggleViewAction().setVisible(False)  # shown by notices, not by the user
         self._counter = NoticeCounter(repeat_s)
-        self.label = QLabel()
+        self.label = _BarLabel()
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.label.setObjectName("notice")
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.addWidget(self.label)
         self.addAction("Dismiss").triggered.connect(self.dismiss)
         self.hide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.label.updateGeometry()  # its hint follows the bar's width
 
     def notify(self, text: str) -> None:
         log.warning("notice: %s", text)
