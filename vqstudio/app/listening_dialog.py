@@ -163,6 +163,7 @@ class ListeningDialog(QDialog):
             text += f" Not saved: {error}"
         self.progress.setText("Done.")
         self.result.setText(text)
+        self.adjustSize()  # the wrapped result needs the height: else it squeezes the buttons
         self.finished_test.emit(self.record)
 
     def player_restore(self) -> None:
