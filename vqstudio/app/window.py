@@ -1,13 +1,10 @@
-"""The main window: five docked panels, the menus and toolbar, the notice bar, the status bar,
-the redraw timer, and what Start does next (a new run, or resuming the one opened).
-
-The window owns the :class:`TrainingWorker` (the only way to the model) and the
-:class:`RunStore` (what the panels draw). Receiving and drawing are apart: the store takes the
-worker's signals as they come; a ~30 Hz timer asks each panel to ``refresh()``, and a panel
-redraws only when the store's version moved. Its parts: the docks and their layout
-(``dock_layout``), the actions and menus (``menus``), recent runs (``recent_runs``), run folders
-(``run_folders``), the status read-outs (``status_bar``). Closing the window (or Quit, or a stop
-signal: see ``main``) stops training at the end of its step and saves a checkpoint.
+"""The main window: the docked panels (``panels.PANELS``), menus and toolbar, notice bar, status
+bar, redraw timer, and what Start does next (a new run, resuming the one opened, or nothing while
+another process trains it and the window follows). It owns the :class:`TrainingWorker` (the only
+way to the model) and the :class:`RunStore` (what the panels draw): the store takes the worker's
+signals as they come, a ~30 Hz timer asks each panel to ``refresh()``. Its parts: ``dock_layout``,
+``menus``, ``recent_runs``, ``run_folders``, ``run_list``, ``follow``, ``status_bar``. Closing (or
+Quit, or a stop signal: see ``main``) stops training at the end of its step and saves a checkpoint.
 """
 
 from __future__ import annotations
