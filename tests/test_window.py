@@ -110,6 +110,7 @@ def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, t
     np.testing.assert_allclose(window.store.curves["mel_l1/256"].view(), columns["mel_l1/256"])
     assert window.store.current_step == 6
     assert window.start_action.text() == "Resume"
+    assert "resumes from its checkpoint at step 6" in window.statusBar().currentMessage()
 
     with qtbot.waitSignal(window.worker.started, timeout=WAIT_MS) as started:
         window.start_action.trigger()

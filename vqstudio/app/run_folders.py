@@ -43,3 +43,15 @@ def pretty_path(path: str | Path | None) -> str:
         return ""
     text, home = str(path), str(Path.home())
     return "~" + text[len(home):] if home != "/" and text.startswith(home + "/") else text
+
+
+def resume_step(run_dir: Path) -> int | None:
+    """The step Start resumes a run folder from (its latest checkpoint's), None without one."""
+    import re
+
+    from vqstudio.train.checkpoint import latest_checkpoint
+    from vqstudio.train.runfolder import RunFolder
+
+    path = latest_checkpoint(RunFolder(run_dir).checkpoint_dir)
+    found = re.fullmatch(r"step-(\d+)\.pt", path.name) if path is not None else None
+    return int(found.group(1)) if found else None

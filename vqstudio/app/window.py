@@ -26,7 +26,7 @@ from vqstudio.app.notices import NoticeBar
 from vqstudio.app.dropped_files import dropped_audio
 from vqstudio.app.recent_runs import RecentRuns
 from vqstudio.app.run_list import link_runs
-from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path
+from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path, resume_step
 from vqstudio.app.status_bar import add_readouts, show_run
 from vqstudio.app.panels import PanelSpec
 from vqstudio.app.store import RunStore
@@ -181,8 +181,9 @@ class MainWindow(QMainWindow):
         self._set_title()
         self.statusBar().showMessage(
             f"Following {pretty_path(run_dir)} from step {self.store.current_step}" if self.follower.active else
-            f"Opened {pretty_path(run_dir)} at step {self.store.current_step}. Press Space or Start to resume."
-        )
+            f"Opened {pretty_path(run_dir)}: curves to step {self.store.current_step}; Start (Space) "
+            + (f"resumes from its checkpoint at step {step}" if (step := resume_step(run_dir)) is not None
+               else "trains it (it has no checkpoint yet)"))
         self._update_actions()
         return True
 
