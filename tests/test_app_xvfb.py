@@ -31,7 +31,7 @@ DRIVER = r"""
 import json, sys
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QSlider
+from PySide6.QtWidgets import QApplication, QLabel, QSlider
 
 app = QApplication(sys.argv[:1])
 report = {"switches": 0}
@@ -87,7 +87,7 @@ def collect():
     report["step"] = w.store.current_step
     report["notice"] = w.notice_label.text()
     report["audition_text"] = " | ".join(
-        l.text() for l in w.panels["audition"].findChildren(type(w.notice_label)) if l.text())
+        l.text() for l in w.panels["audition"].findChildren(QLabel) if l.text())
     print("REPORT " + json.dumps(report, default=str), flush=True)
 
 app.aboutToQuit.connect(collect)
