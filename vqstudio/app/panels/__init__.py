@@ -1,4 +1,4 @@
-"""The window's panels: losses, weights, codebooks, spectrograms, audition, runs and compare.
+"""The window's panels: losses, spectrograms, weights, codebooks, audition, runs, compare, diagnosis.
 
 Each panel is a QWidget built as ``Panel(store, worker, parent=None)`` (the audition panel also
 takes the A/B player) that reads the :class:`~vqstudio.app.store.RunStore` when the window's redraw
