@@ -75,6 +75,15 @@ def run_cli(*args: str, timeout: float = 180, env: dict | None = None, **kwargs)
     )
 
 
+def run_clis(*argvs: list[str], timeout: float = 240) -> list:
+    """``run_cli`` for each argument list, all at once (each pays torch's import; side by side they
+    share it across the cores); results in the order given."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(argvs)) as pool:
+        return list(pool.map(lambda argv: run_cli(*argv, timeout=timeout), argvs))
+
+
 def tiny_sets(data: Path | None = None) -> list[str]:
     """TINY as repeated ``--set`` arguments for the CLI."""
     out = []

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import one_line_error, run_cli, train_tiny_run
+from helpers import one_line_error, run_cli, run_clis, train_tiny_run
 from vqstudio.config import load_config
 from vqstudio.experiments.fork import fork_run
 from vqstudio.train.checkpoint import load_checkpoint
@@ -95,12 +95,12 @@ def test_bad_forks_are_one_line_and_write_nothing(parent, tmp_path):
         ([str(parent), "--set", "loss.mel_norm=bogus"], "mel_norm"),
         ([str(parent), "--set", "model.no_such_key=1"], "no key 'no_such_key'"),
     ]
-    for args, expected in cases:
-        new = tmp_path / "new"
-        error = one_line_error(run_cli("train", "--from", *args[:1], "--run", str(new), *args[1:]))
+    argvs = [["train", "--from", args[0], "--run", str(tmp_path / f"new{i}"), *args[1:]]
+             for i, (args, _) in enumerate(cases)]
+    results = run_clis(*argvs, ["train", "--from", str(parent), "--run", str(taken)])
+    for (args, expected), result in zip(cases, results):
+        error = one_line_error(result)
         assert expected in error, (args, error)
-        assert not new.exists(), args
-    error = one_line_error(run_cli("train", "--from", str(parent), "--run", str(taken)))
-    assert "already exists and is not empty" in error
+    assert "already exists and is not empty" in one_line_error(results[-1])
     assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "taken"]  # no half fork left
