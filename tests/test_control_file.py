@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, one_line_error, run_cli, tiny_config, tiny_sets, write_corpus
+from helpers import REPO, one_line_error, run_cli, run_clis, tiny_config, tiny_sets, write_corpus
 from vqstudio.train.control_file import CONTROL_FILE, ControlReader, append_changes, resolve
 from vqstudio.train.settings import SETTINGS
 from vqstudio.train.trainer import Trainer
@@ -124,25 +124,28 @@ def test_vqstudio_set_steers_a_training_process_and_refuses_bad_names(corpus, tm
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "the trainer did not start"
             time.sleep(0.1)
-        result = run_cli("set", "--run", str(run), "mrstft=2", "lr=5e-4", "--wait", "60")
+        result, structural, misspelt = run_clis(  # side by side: the refusals write nothing
+            ["set", "--run", str(run), "mrstft=2", "lr=5e-4", "--wait", "60"],
+            ["set", "--run", str(run), "model.codebook_size=64"],
+            ["set", "--run", str(run), "mrstfft=2"])
         assert result.returncode == 0, result.stderr
         assert f"pid {proc.pid}" in result.stdout
         assert "mrstft=2: applied at step" in result.stdout and "lr=0.0005: applied at step" in result.stdout
         applied = {e["kind"]: e for e in _events(run) if e.get("control")}
         assert applied["weights"]["changes"]["mrstft"] == [1.0, 2.0] and applied["lr"]["new"] == 5e-4
 
-        line = one_line_error(run_cli("set", "--run", str(run), "model.codebook_size=64"))
+        line = one_line_error(structural)
         assert "cannot change while a run trains" in line and f"--from {run}" in line
-        line = one_line_error(run_cli("set", "--run", str(run), "mrstfft=2"))
+        line = one_line_error(misspelt)
         assert "not a live setting" in line and "mrstft" in line
         assert proc.poll() is None  # still training
     finally:
         proc.terminate()
         proc.wait(60)
         proc.stderr.close()
-    line = one_line_error(run_cli("set", "--run", str(tmp_path / "nothing"), "lr=1e-4"))
-    assert "not a run folder" in line
-    result = run_cli("set", "--run", str(run), "lr=2e-4")
+    nothing, result = run_clis(["set", "--run", str(tmp_path / "nothing"), "lr=1e-4"],
+                               ["set", "--run", str(run), "lr=2e-4"])
+    assert "not a run folder" in one_line_error(nothing)
     assert result.returncode == 0 and "apply when it is resumed" in result.stdout
 
 
