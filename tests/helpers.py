@@ -84,6 +84,28 @@ def run_clis(*argvs: list[str], timeout: float = 240) -> list:
         return list(pool.map(lambda argv: run_cli(*argv, timeout=timeout), argvs))
 
 
+def torchrun_train(corpus: Path, run: Path, steps: int, port: int) -> list[str]:
+    """The argv of a 2-process CPU ``torchrun`` job training TINY on ``corpus`` into ``run``."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+            str(port), "-m", "vqstudio", "train", "--data", str(corpus), "--run-dir", str(run),
+            "--steps", str(steps), *tiny_sets()]
+
+
+# The environment of a torchrun job in the tests: unbuffered output, one OpenMP thread per rank.
+TORCHRUN_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def attached_worker(probe_seconds: float = 0.5):
+    """A TrainingWorker with a RunStore attached to it (as ``worker.store``), as the window has."""
+    from vqstudio.app.store import RunStore
+    from vqstudio.app.worker import TrainingWorker
+
+    worker = TrainingWorker(probe_seconds=probe_seconds)
+    worker.store = RunStore()
+    worker.store.attach(worker)
+    return worker
+
+
 def tiny_sets(data: Path | None = None) -> list[str]:
     """TINY as repeated ``--set`` arguments for the CLI."""
     out = []

@@ -9,12 +9,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from helpers import REPO, TINY, run_cli, tiny_sets, write_corpus
+from helpers import REPO, TORCHRUN_ENV, run_cli, tiny_sets, torchrun_train, write_corpus
 from vqstudio.train.checkpoint import latest_checkpoint, load_checkpoint
 
 
@@ -246,13 +245,8 @@ def test_a_killed_run_leaves_a_loadable_checkpoint(corpus, tmp_path):
 
 def test_torchrun_two_processes_write_one_consistent_run(corpus, tmp_path):
     run = tmp_path / "ddp"
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         "29517", "-m", "vqstudio", "train", "--data", str(corpus), "--run-dir", str(run),
-         "--steps", "4", *tiny_sets()],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
-    )
+    result = subprocess.run(torchrun_train(corpus, run, 4, port=29517), cwd=REPO,
+                            capture_output=True, text=True, timeout=240, env=TORCHRUN_ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     frame = pd.read_csv(run / "metrics.csv")
     assert frame["step"].tolist() == [1, 2, 3, 4]  # rank 0 alone wrote it: no duplicate rows
@@ -268,13 +262,9 @@ def test_torchrun_job_stopped_by_a_group_sigterm_saves_once_at_the_step_all_rank
     # again from torchrun's agent; both ranks stop at one step and rank 0 saves it. (torchrun itself
     # then exits with its own signal error: that is the launcher's behaviour, not ours.)
     run = tmp_path / "ddp"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         "29519", "-m", "vqstudio", "train", "--data", str(corpus), "--run-dir", str(run),
-         "--steps", "100000", *tiny_sets()],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
-    )
+    proc = subprocess.Popen(torchrun_train(corpus, run, 100000, port=29519), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=TORCHRUN_ENV)
     try:
         deadline = time.monotonic() + 240
         metrics = run / "metrics.csv"

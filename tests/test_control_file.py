@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, one_line_error, run_cli, run_clis, tiny_config, tiny_sets, write_corpus
+from helpers import (REPO, TORCHRUN_ENV, one_line_error, run_cli, run_clis, tiny_config, tiny_sets,
+                     torchrun_train, write_corpus)
 from vqstudio.train.control_file import CONTROL_FILE, ControlReader, append_changes, resolve
 from vqstudio.train.settings import SETTINGS
 from vqstudio.train.trainer import Trainer
@@ -153,13 +154,8 @@ def test_torchrun_ranks_change_at_the_same_step(corpus, tmp_path):
     run = tmp_path / "ddp"
     run.mkdir()
     append_changes(run, [("lr", 3e-4), ("mrstft", 2.5)])  # waiting before the job starts
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         "29531", "-m", "vqstudio", "train", "--data", str(corpus), "--run-dir", str(run),
-         "--steps", "3", *tiny_sets()],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
-    )
+    result = subprocess.run(torchrun_train(corpus, run, 3, port=29531), cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env=TORCHRUN_ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [e for e in _events(run) if e["kind"] == "ranks"]
     assert len(ranks) == 1 and ranks[0]["agree"] and ranks[0]["steps"] == [0, 0]

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import tiny_config
+from helpers import attached_worker, tiny_config
 from vqstudio.app.panels.audition import AuditionPanel
 from vqstudio.app.panels.diagnosis import DiagnosisPanel
-from vqstudio.app.store import RunStore
-from vqstudio.app.worker import TrainingWorker
 
 pytestmark = pytest.mark.gui
 
@@ -20,10 +18,7 @@ WAIT_MS = 180_000
 
 @pytest.fixture
 def worker(qtbot):
-    worker = TrainingWorker(probe_seconds=0.5)
-    store = RunStore()
-    store.attach(worker)
-    worker.store = store
+    worker = attached_worker()
     yield worker
     worker.stop(save=False)
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import tiny_config
-from vqstudio.app.store import GrowableArray, RunStore
-from vqstudio.app.worker import TrainingWorker
+from helpers import attached_worker, tiny_config
+from vqstudio.app.store import GrowableArray
 from vqstudio.train.runfolder import RunFolder
 
 pytestmark = pytest.mark.gui
@@ -18,10 +17,7 @@ WAIT_MS = 60_000
 
 @pytest.fixture
 def worker(qtbot):
-    worker = TrainingWorker(probe_seconds=0.5)
-    store = RunStore()
-    store.attach(worker)
-    worker.store = store
+    worker = attached_worker()
     events: list[dict] = []
     results: list[dict] = []
     errors: list[str] = []
