@@ -56,11 +56,16 @@ def run(args) -> int:
     if args.verify:
         return _verify(ref, args)
     diagnosis = diagnose(ref, clips, max_seconds=args.max_seconds, max_clips=args.clips, mos=args.mos)
-    print(format_text(diagnosis))
+    return _emit(diagnosis, format_text(diagnosis), write_html, args)
+
+
+def _emit(result, text: str, write_report, args) -> int:
+    """Print ``text``; write ``result`` as JSON (--json) and as an HTML report (--report)."""
+    print(text)
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps(diagnosis.to_dict(), indent=2) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(result.to_dict(), indent=2) + "\n")
     if args.report:
-        write_html(diagnosis, args.report)
+        write_report(result, args.report)
     return 0
 
 
@@ -70,9 +75,4 @@ def _verify(ref: str, args) -> int:
 
     v = verify(ref, args.verify, args.steps, fork_dir=args.fork, data=args.data, max_seconds=args.max_seconds,
                max_clips=args.clips, mos=args.mos)
-    print(format_text(v))
-    if args.json:
-        atomic_write_text(Path(args.json), json.dumps(v.to_dict(), indent=2) + "\n")
-    if args.report:
-        write_verify_html(v, args.report)
-    return 0
+    return _emit(v, format_text(v), write_verify_html, args)
