@@ -1,7 +1,10 @@
 """The GUI under load: event-loop lag, training throughput with the window open versus headless,
 and audio underflows while A/B-switching during training.
 
-    python benchmarks/gui_benchmark.py [--seconds 60] [--preset tiny-cpu] [--data DIR]
+    python benchmarks/gui_benchmark.py [--seconds 60] [--preset tiny-cpu] [--data DIR] [--set K=V ...]
+
+``--set data.workers=1`` (any setting, as ``vqstudio train --set``) measures the same with
+background data workers, so the two can be compared run against run.
 
 One run, three figures, on this machine's CPU:
 
@@ -151,16 +154,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each measurement")
     parser.add_argument("--preset", default="tiny-cpu")
     parser.add_argument("--data", default=None, help="audio folder (default: the demo corpus)")
+    parser.add_argument("--set", action="append", default=[], metavar="K=V",
+                        help="a setting for both sides, e.g. data.workers=1 (repeatable)")
     args = parser.parse_args()
 
     from vqstudio.config import load_preset
 
-    overrides = ["train.validate_every=0", "train.checkpoint_every=0"]
+    overrides = ["train.validate_every=0", "train.checkpoint_every=0", *args.set]
     config = load_preset(args.preset, overrides)
     if args.data:
         config = config.with_overrides({"data.path": str(Path(args.data).resolve())})
 
-    print(f"preset {args.preset}, {args.seconds:.0f} s per measurement, {os.cpu_count()} CPU cores, "
+    print(f"preset {args.preset}{''.join(' --set ' + o for o in args.set)}, {args.seconds:.0f} s per measurement, {os.cpu_count()} CPU cores, "
           f"Qt platform {os.environ.get('QT_QPA_PLATFORM') or 'xcb'}")
     # Headless before and after the window, so that a change in the machine's load (it is shared)
     # during the run biases both sides alike.
