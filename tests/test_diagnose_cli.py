@@ -63,20 +63,31 @@ def test_diagnose_checkpoint_choice(trained, tmp_path):
     assert json.loads(out.read_text())["step"] == 4
 
 
-def test_verify_forks_trains_and_shows_before_and_after(trained, tmp_path):
+def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_path):
     run, corpus = trained
-    fork, out = tmp_path / "fork", tmp_path / "v.json"
+    fork, control, out = tmp_path / "fork", tmp_path / "control", tmp_path / "v.json"
+    report = tmp_path / "v.html"
     result = run_cli("diagnose", "--run", str(run), "--data", str(corpus), "--verify",
-                     "loss.weights.mrstft=2.0", "--steps", "2", "--fork", str(fork), "--json", str(out),
+                     "loss.weights.mrstft=2.0", "--steps", "2", "--fork", str(fork), "--control",
+                     "--control-fork", str(control), "--json", str(out), "--report", str(report),
                      "--max-seconds", "1", timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "findings (before -> after):" in result.stdout and "mel distance" in result.stdout
+    text = result.stdout
+    assert "findings (before -> after, control):" in text and "mel distance" in text
+    assert f"control: {control} (no change) at step 10" in text
+    assert "the change beyond the extra steps (control -> after):" in text
     v = json.loads(out.read_text())
-    assert v["before"]["step"] == 8 and v["after"]["step"] == 10
+    assert v["before"]["step"] == 8 and v["after"]["step"] == 10 and v["control"]["step"] == 10
     assert v["remedy"]["set"] == "loss.weights.mrstft=2.0"
-    assert set(v["figures"]) == {"before", "after"}
+    assert set(v["figures"]) == {"before", "after", "control"}
+    assert {"id", "cells", "verdicts", "change"} <= set(v["findings"][0])
+    assert sum(v["tally"].values()) == len({f["id"] for f in v["before"]["findings"] + v["after"]["findings"]})
     assert "[forked_from]" in (fork / "config.toml").read_text()
+    control_config = (control / "config.toml").read_text()
+    assert "[forked_from]" in control_config and "mrstft" not in control_config.split("[forked_from]")[1]
+    assert (control / "checkpoints" / "step-00000010.pt").exists()
     assert not (run / "checkpoints" / "step-00000010.pt").exists()  # the parent is untouched
+    assert "control, no change" in report.read_text()
 
 
 @pytest.mark.parametrize("args, words", [
@@ -85,6 +96,7 @@ def test_verify_forks_trains_and_shows_before_and_after(trained, tmp_path):
     (["--run", "{run}", "--json", "{tmp}/no/such/d.json"], "does not exist"),
     (["--run", "{run}", "--clips", "0"], "--clips"),
     (["--run", "{run}", "--data", "{corpus}", "--verify", "no_such_finding", "--steps", "1"], "no_such_finding"),
+    (["--run", "{run}", "--control"], "--control needs --verify"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, args, words):
     run, corpus = trained

@@ -1,5 +1,5 @@
 """``vqstudio diagnose --run DIR [--checkpoint C] [--data DIR] [--json OUT] [--report OUT.html]
-[--mos] [--verify REMEDY --steps N [--fork NEW]]``:
+[--mos] [--verify REMEDY --steps N [--fork NEW] [--control [--control-fork C]]]``:
 the diagnosis of a run's checkpoint, printed as a ranked list, optionally written as JSON (``step``
 and ``findings``, each with ``id``, ``severity``, ``title``, ``evidence``, ``remedies``) and as one
 self-contained HTML page. Bad input is a :class:`~vqstudio.errors.UserError` (one line, exit 2);
@@ -30,6 +30,11 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=100, help="with --verify: steps the fork trains")
     p.add_argument("--fork", default=None, help="with --verify: the fork's run folder "
                                                 "(default RUN-verify-<setting> beside the run)")
+    p.add_argument("--control", action="store_true",
+                   help="with --verify: also fork with no change and train it the same --steps, so the "
+                        "extra steps alone are told apart from the change")
+    p.add_argument("--control-fork", default=None, help="with --control: the control fork's run folder "
+                                                        "(default RUN-verify-control beside the run)")
     p.add_argument("--mos", action="store_true",
                    help="also score one clip with DNSMOS (a speech model; seconds of CPU)")
 
@@ -55,6 +60,8 @@ def run(args) -> int:
         clips = validation_files(resolve_ref(ref).config, args.data)[: args.clips]
     if args.verify:
         return _verify(ref, args)
+    if args.control or args.control_fork:
+        raise UserError("--control needs --verify", "e.g. --verify noise_floor --steps 200 --control")
     diagnosis = diagnose(ref, clips, max_seconds=args.max_seconds, max_clips=args.clips, mos=args.mos)
     return _emit(diagnosis, format_text(diagnosis), write_html, args)
 
@@ -71,8 +78,10 @@ def _emit(result, text: str, write_report, args) -> int:
 
 def _verify(ref: str, args) -> int:
     from vqstudio.diagnose.report import write_verify_html
-    from vqstudio.diagnose.verify import format_text, verify
+    from vqstudio.diagnose.before_after import format_text
+    from vqstudio.diagnose.verify import verify
 
-    v = verify(ref, args.verify, args.steps, fork_dir=args.fork, data=args.data, max_seconds=args.max_seconds,
+    v = verify(ref, args.verify, args.steps, fork_dir=args.fork, control=args.control or bool(args.control_fork),
+               control_dir=args.control_fork, data=args.data, max_seconds=args.max_seconds,
                max_clips=args.clips, mos=args.mos)
     return _emit(v, format_text(v), write_verify_html, args)

@@ -128,27 +128,41 @@ def write_html(diagnosis: Diagnosis, path: str | Path) -> None:
 
 
 def render_verify_html(v) -> str:
-    """A :class:`~vqstudio.diagnose.verify.Verification` as one page: the figures, then each
-    finding before and after in two columns, then both full diagnoses with their audio."""
-    from vqstudio.diagnose.verify import FIGURES
-
+    """A :class:`~vqstudio.diagnose.before_after.Verification` as one page: the figures, then
+    each finding before and after (and in the control fork) with its verdict, then the full
+    diagnoses with their audio in columns."""
     title = f"VQ Studio: verify --set {v.remedy.text}"
+    names = [name for name, _ in v.columns]
+    who = {"before": f"before: {v.parent} (step {v.before.step})",
+           "after": f"after: {v.fork} (step {v.after.step})",
+           "control": f"control, no change: {v.control_fork} (step {v.control.step if v.control else ''})"}
+    change = v.control is not None
+    head = ("<tr><th></th>" + "".join(f"<th>{html.escape(who[n])}</th>" for n in names)
+            + ("<th>the change beyond the extra steps (control -> after)</th>" if change else "") + "</tr>")
+
+    def mark(text: str) -> str:
+        return f' <span class="verdict">{html.escape(text)}</span>' if text else ""
+
     figures = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{_figure(v.figures['before'].get(k, math.nan))}</td>"
-        f"<td>{_figure(v.figures['after'].get(k, math.nan))}</td></tr>" for k, label, _ in FIGURES)
-    rows = "".join(f"<tr><th>{html.escape(fid)}</th><td>{html.escape(b)}</td><td>{html.escape(a)}</td></tr>"
-                   for fid, b, a in v.rows())
-    head = (f"<tr><th></th><th>before: {html.escape(v.parent)} (step {v.before.step})</th>"
-            f"<th>after: {html.escape(v.fork)} (step {v.after.step})</th></tr>")
+        f"<tr><th>{html.escape(label)}</th>"
+        + "".join(f"<td>{_figure(values[n])}{mark(marks.get(n, ''))}</td>" for n in names)
+        + (f"<td>{html.escape(marks.get('change', ''))}</td>" if change else "") + "</tr>"
+        for _key, label, values, marks in v.figure_rows())
+    rows = "".join(
+        f"<tr><th>{html.escape(row.id)}</th>"
+        + "".join(f"<td>{html.escape(row.cells[n])}{mark(row.verdicts.get(n, ''))}</td>" for n in names)
+        + (f"<td>{html.escape(row.change)}</td>" if change else "") + "</tr>"
+        for row in v.rows())
+    tally = ", ".join(f"{n} {word}" for word, n in v.tally().items())
     columns = "".join(
-        f'<div style="flex:1;min-width:30em"><h2>{label}</h2>'
+        f'<div style="flex:1;min-width:24em"><h2>{label.capitalize()}</h2>'
         + ("".join(_finding_html(f, d) for f in d.findings) or "<p>No findings.</p>") + "</div>"
-        for label, d in (("Before", v.before), ("After", v.after)))
-    data = json.dumps({k: val for k, val in v.to_dict().items()}).replace("</", "<\\/")
+        for label, d in v.columns)
+    data = json.dumps(v.to_dict()).replace("</", "<\\/")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(v.fork_summary)}</p><table>{head}{figures}</table>"
-            f"<h2>Findings</h2><table>{head}{rows}</table>"
+            f"<style>{STYLE}.verdict{{color:#555;font-style:italic}}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(v.fork_summary)}</p><table>{head}{figures}</table>"
+            f"<h2>Findings</h2><p>after against before: {html.escape(tally)}</p><table>{head}{rows}</table>"
             f'<div style="display:flex;gap:1em;flex-wrap:wrap">{columns}</div>'
             f'<script type="application/json" id="verification">{data}</script></body></html>\n')
 

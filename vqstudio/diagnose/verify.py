@@ -1,65 +1,61 @@
-"""Verify a fix: fork a run with a remedy, train the fork a few steps, diagnose parent and fork on
-the same clips, and put the findings and the figures side by side.
+"""Verify a fix: fork a run with a remedy, train the fork a chosen number of steps, diagnose parent
+and fork on the same clips, and put the findings and the figures side by side
+(:mod:`vqstudio.diagnose.before_after`).
 
-``vqstudio diagnose --run DIR --verify REMEDY --steps N [--fork NEW] [--report OUT.html]``, and the
-Diagnosis panel's Verify action, both call :func:`verify`. ``REMEDY`` is a finding id of the
-parent's diagnosis (its first remedy; ``ID#2`` its second), or a ``setting=value`` as ``--set``
-takes it. The fork goes through :func:`vqstudio.experiments.fork.fork_run` (so it records its
-parent and what it carried over) and trains in this process with the run's own trainer; nothing
-is written into the parent.
+``vqstudio diagnose --run DIR --verify REMEDY --steps N [--fork NEW] [--control [--control-fork C]]
+[--report OUT.html]``, and the Diagnosis panel's Verify, both call :func:`verify`. ``REMEDY`` is a
+finding id of the parent's diagnosis (its first remedy; ``ID#2`` its second), or a
+``setting=value`` as ``--set`` takes it. The fork goes through
+:func:`vqstudio.experiments.fork.fork_run` (so it records its parent and what it carried over) and
+trains in this process with the run's own trainer; nothing is written into the parent.
 
-The parent is diagnosed at its checkpoint and the fork ``N`` steps later: a change that only looks
-better because the fork trained longer is the usual trap, so the figures also give the steps, and
-the note says that a fair control is the parent trained the same ``N`` steps with no change (fork
-it with ``--verify`` of a setting at its current value).
+The parent is diagnosed at its checkpoint and the fork ``N`` steps later, so a change can look
+better only because the fork trained longer. ``control=True`` also forks the parent with no change
+and trains it the same ``N`` steps: its column shows what the extra steps alone did.
+
+:class:`Progress` is how a caller (the panel) follows and cancels a verify from another thread; a
+cancelled verify stops after the step it is in, saves the fork's checkpoint, keeps the fork folder
+and raises :class:`Cancelled` naming it.
 """
 
 from __future__ import annotations
 
-import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
-import numpy as np
-
-from vqstudio.audio.distortion import frame_rate_comb, silence_floor
-from vqstudio.audio.metrics import mel_distance, si_sdr_db
+from vqstudio.diagnose.before_after import Verification, figures
 from vqstudio.diagnose.findings import Diagnosis, Remedy
 from vqstudio.errors import UserError
 
-# (key, label, lower is better)
-FIGURES = (("mel_distance", "mel distance", True), ("si_sdr_db", "SI-SDR dB", False),
-           ("pause_floor_dbfs", "floor in pauses dBFS", True), ("comb_db", "frame-rate comb dB", True))
+
+class Cancelled(UserError):
+    """The verify was cancelled; the message names the fork folder that was kept."""
 
 
 @dataclass
-class Verification:
-    remedy: Remedy
-    parent: str  # the parent reference diagnosed
-    fork: str  # the fork's run folder
-    fork_summary: str  # fork_run's one line
-    before: Diagnosis
-    after: Diagnosis
-    figures: dict[str, dict[str, float]] = field(default_factory=dict)  # "before"/"after" -> figure
-    seconds: float = 0.0
+class Progress:
+    """Where a verify is (read from any thread): ``phase`` in words, ``step`` of ``steps`` of the
+    fork training now, ``folder`` it trains; :meth:`cancel` stops it after the current step."""
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        """(finding id, before, after): every finding of either side, "-" where absent."""
-        ids = list(dict.fromkeys(self.before.ids + self.after.ids))
+    phase: str = "starting"
+    step: int = 0
+    steps: int = 0
+    folder: str = ""
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
-        def cell(d: Diagnosis, fid: str) -> str:
-            f = d.get(fid)
-            return "-" if f is None else f"[{f.severity}] {f.title}"
+    def cancel(self) -> None:
+        self._cancel.set()
 
-        return [(fid, cell(self.before, fid), cell(self.after, fid)) for fid in ids]
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"remedy": {"setting": self.remedy.setting, "value": self.remedy.value, "set": self.remedy.text},
-                "parent": self.parent, "fork": self.fork, "fork_summary": self.fork_summary,
-                "before": self.before.to_dict(), "after": self.after.to_dict(), "figures": self.figures,
-                "seconds": self.seconds}
+    def text(self) -> str:
+        if self.steps and self.phase.startswith("training"):
+            return f"{self.phase}: step {self.step} of {self.steps}"
+        return self.phase
 
 
 def find_remedy(diagnosis: Diagnosis, text: str) -> Remedy:
@@ -89,25 +85,12 @@ def find_remedy(diagnosis: Diagnosis, text: str) -> Remedy:
     return finding.remedies[k - 1]
 
 
-def figures(diagnosis: Diagnosis, hop: int) -> dict[str, float]:
-    """Headline figures over the diagnosed clips (means; floor and comb where measured)."""
-    sr, out = diagnosis.sample_rate, {k: [] for k, _, _ in FIGURES}
-    for original, recon in diagnosis.audio.values():
-        out["mel_distance"].append(mel_distance(original, recon, sr))
-        out["si_sdr_db"].append(si_sdr_db(original, recon))
-        floor = silence_floor(original, recon, sr)
-        if math.isfinite(floor.dbfs):
-            out["pause_floor_dbfs"].append(floor.dbfs)
-        comb = frame_rate_comb(original, recon, sr, hop)
-        if math.isfinite(comb.audible_max_db):
-            out["comb_db"].append(comb.audible_max_db)
-    return {k: float(np.mean(v)) if v else math.nan for k, v in out.items()}
-
-
-def default_fork_dir(run: str | Path, remedy: Remedy) -> Path:
-    """``RUN-verify-<setting>`` beside the run, numbered when taken."""
+def default_fork_dir(run: str | Path, remedy: Remedy | None) -> Path:
+    """``RUN-verify-<setting>`` (``RUN-verify-control`` for the control, ``remedy`` None) beside
+    the run, numbered when taken."""
     run = Path(run).resolve()
-    name = remedy.setting.replace("loss.weights.", "").replace(".", "-").replace("/", "-")
+    name = "control" if remedy is None else (
+        remedy.setting.replace("loss.weights.", "").replace(".", "-").replace("/", "-"))
     base = run.parent / f"{run.name}-verify-{name}"
     path, n = base, 2
     while path.exists():
@@ -116,62 +99,78 @@ def default_fork_dir(run: str | Path, remedy: Remedy) -> Path:
 
 
 def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | None = None,
-           data: str | None = None, max_seconds: float = 10.0, max_clips: int = 3, mos: bool = False,
-           before: Diagnosis | None = None, on_step: Callable[[int], None] | None = None) -> Verification:
-    """Fork ``run`` (``RUN[:STEP|:best]``) with the remedy, train ``steps`` steps, diagnose both.
+           control: bool = False, control_dir: str | Path | None = None, data: str | None = None,
+           max_seconds: float = 10.0, max_clips: int = 3, mos: bool = False,
+           before: Diagnosis | None = None, progress: Progress | None = None) -> Verification:
+    """Fork ``run`` (``RUN[:STEP|:best]``) with the remedy, train ``steps`` steps, diagnose both;
+    with ``control``, also a fork with no change trained as long, diagnosed on the same clips.
 
-    ``before`` is the parent's diagnosis if already made (the panel has one). ``on_step`` is
-    called with the fork's step after each step (the panel shows progress with it).
+    ``before`` is the parent's diagnosis if already made (the panel has one). ``progress`` is
+    updated as it goes and can cancel it (see :class:`Progress`).
     """
     from vqstudio.diagnose.runner import diagnose, validation_files
     from vqstudio.experiments.checkpoint_ref import resolve_ref
-    from vqstudio.experiments.fork import fork_run
-    from vqstudio.train.trainer import Trainer
 
     if steps < 1:
         raise UserError(f"--steps {steps}: a fork must train at least one step", "e.g. --steps 100")
+    progress = progress or Progress()
     began = time.perf_counter()
     ref = resolve_ref(run)
     clips = validation_files(ref.config, data)[:max_clips]
     if before is None:
+        progress.phase = "diagnosing the parent"
         before = diagnose(run, clips, max_seconds=max_seconds, max_clips=max_clips, mos=mos)
     chosen = find_remedy(before, remedy_text)
     new = Path(fork_dir) if fork_dir is not None else default_fork_dir(ref.run.path, chosen)
-    fork = fork_run(run, new, [chosen.text])
+    if control:  # both names up front: a taken control folder refuses before any training
+        control_path = Path(control_dir) if control_dir is not None else default_fork_dir(ref.run.path, None)
+        if control_path.resolve() == new.resolve():
+            raise UserError(f"--control-fork {control_path} is the fork's own folder", "give it another folder")
+        if control_path.exists() and (not control_path.is_dir() or any(control_path.iterdir())):
+            raise UserError(f"--control-fork {control_path} already exists and is not empty",
+                            "name a new folder for the control fork")
+    fork_path, summary = _train_fork(run, new, [chosen.text], steps, progress, "the fork")
+    progress.phase = "diagnosing the fork"
+    after = diagnose(fork_path, clips, max_seconds=max_seconds, max_clips=max_clips, mos=mos)
+    diagnosed = {"before": before, "after": after}
+    control_diagnosis, control_fork = None, ""
+    if control:
+        control_fork, _ = _train_fork(run, control_path, [], steps, progress, "the control fork")
+        progress.phase = "diagnosing the control fork"
+        control_diagnosis = diagnosed["control"] = diagnose(control_fork, clips, max_seconds=max_seconds,
+                                                            max_clips=max_clips, mos=mos)
+    progress.phase = "done"
+    hop = ref.config.model.hop
+    return Verification(chosen, run, fork_path, summary, before, after,
+                        {name: figures(d, hop) for name, d in diagnosed.items()},
+                        time.perf_counter() - began, control_diagnosis, control_fork)
+
+
+def _train_fork(run: str, folder: Path, changes: list[str], steps: int, progress: Progress,
+                what: str) -> tuple[str, str]:
+    """Fork ``run`` into ``folder`` with ``changes``, train ``steps`` steps; (folder, summary).
+    On cancel: the checkpoint saved, the folder kept, :class:`Cancelled` raised."""
+    from vqstudio.experiments.fork import fork_run
+    from vqstudio.train.trainer import Trainer
+
+    progress.phase, progress.step, progress.steps, progress.folder = f"forking {what}", 0, steps, str(folder)
+    if progress.cancelled:
+        raise Cancelled("Verify cancelled before forking", "nothing was written")
+    fork = fork_run(run, folder, changes)
+    progress.phase = f"training {what} ({fork.run.path.name})"
     trainer = Trainer(fork.run.load_config(), fork.run.path)
+    stopped_at = None
     try:
         for report in trainer.steps(until=fork.step + steps):
-            if on_step is not None:
-                on_step(report.step)
-        trainer.save_checkpoint(reason="end")
+            progress.step = report.step - fork.step
+            if progress.cancelled:
+                stopped_at = report.step
+                break
+        trainer.save_checkpoint(reason="cancelled" if stopped_at is not None else "end")
     finally:
         trainer.close()
-    after = diagnose(str(fork.run.path), clips, max_seconds=max_seconds, max_clips=max_clips, mos=mos)
-    hop = ref.config.model.hop
-    return Verification(chosen, run, str(fork.run.path), fork.summary, before, after,
-                        {"before": figures(before, hop), "after": figures(after, hop)},
-                        time.perf_counter() - began)
-
-
-def format_text(v: Verification) -> str:
-    """Before and after, finding by finding, then the figures."""
-    lines = [f"verify --set {v.remedy.text} ({'live' if v.remedy.live else 'needs a fork'}): "
-             f"{v.parent} at step {v.before.step} against the fork {v.fork} at step {v.after.step}",
-             f"  {v.fork_summary}", "", "findings (before -> after):"]
-    for fid, b, a in v.rows():
-        verdict = "gone" if a == "-" else "new" if b == "-" else "still"
-        lines.append(f"  {fid}  [{verdict}]\n    before: {b}\n    after:  {a}")
-    lines.append("")
-    lines.append(f"  {'figure':<22}{'before':>10}{'after':>10}")
-    for key, label, lower in FIGURES:
-        b, a = v.figures["before"].get(key, math.nan), v.figures["after"].get(key, math.nan)
-        better = "" if not (math.isfinite(a) and math.isfinite(b)) else (
-            "  better" if (a < b) == lower and a != b else "  worse" if a != b else "")
-        lines.append(f"  {label:<22}{b:>10.3g}{a:>10.3g}{better}")
-    lines.append("")
-    lines.append(f"The fork trained {(v.after.step or 0) - (v.before.step or 0)} steps more than the parent "
-                 "was diagnosed at; a control fork of the same length without the change tells what "
-                 "the extra steps alone did.")
-    lines.append(f"Listen blind: ABX of {v.parent} against {v.fork} in the Audition panel's ABX… "
-                 "(two checkpoints as 1 and 2) on the same clip.")
-    return "\n".join(lines)
+    if stopped_at is not None:
+        raise Cancelled(f"Verify cancelled: {what} {fork.run.path} kept at step {stopped_at} "
+                        f"({stopped_at - fork.step} of {steps} steps)",
+                        f"train it on with: vqstudio train --run {fork.run.path} --steps {fork.step + steps}")
+    return str(fork.run.path), fork.summary

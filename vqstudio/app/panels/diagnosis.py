@@ -9,8 +9,9 @@ do about it.
   ``set_clip_from_file``, ``set_loop`` and ``select_source``).
 - "Apply" posts a live remedy through the worker's settings path (``train/settings.py``'s table,
   confirmed by an event like any slider change); "Fork with this fix" opens the app's Fork dialog
-  with the remedy filled in; "Verify" forks with it, trains the chosen number of steps and shows
-  the before/after findings side by side (:mod:`vqstudio.diagnose.verify`).
+  with the remedy filled in; "Verify" forks with it, trains the chosen number of steps (and a
+  control fork with no change, if ticked), shows the before/after findings side by side and sets
+  the Audition panel up for an ABX of parent against fork (:mod:`diagnosis_verify`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QListWidget, QLis
                                QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
 
 from vqstudio.app.panels.diagnosis_job import Job, diagnose_checkpoint, latest_step
+from vqstudio.app.panels.diagnosis_verify import VerifyRow, verification_html
 from vqstudio.diagnose.findings import Diagnosis, Finding
 from vqstudio.diagnose.report import _figure
 
@@ -34,11 +36,10 @@ class DiagnosisPanel(QWidget):
     def __init__(self, store: Any, worker: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.store, self.worker = store, worker
-        self.audition: Any = None  # the window links the audition panel here
+        self._audition: Any = None  # the window links the audition panel here
         self.window_ref: Any = None  # the main window (for the Fork dialog); linked by the window
         self.diagnosis: Diagnosis | None = None
         self.job: Job | None = None
-        self.verify_job: Job | None = None
         self._waiting_for: int | None = None  # a checkpoint newer than this step is awaited
         self._last_step: int | None = None  # the training step of the last diagnosis asked for
         self._build()
@@ -68,12 +69,9 @@ class DiagnosisPanel(QWidget):
         self.apply_button.clicked.connect(self.apply)
         self.fork_button = QPushButton("Fork with this fix")
         self.fork_button.clicked.connect(self.fork)
-        self.verify_steps = QSpinBox()
-        self.verify_steps.setRange(1, 100000)
-        self.verify_steps.setValue(100)
-        self.verify_steps.setSuffix(" steps")
-        self.verify_button = QPushButton("Verify")
-        self.verify_button.setToolTip("fork with the remedy, train it, diagnose both side by side")
+        self.verify_row = VerifyRow()
+        self.verify_steps, self.verify_button = self.verify_row.steps, self.verify_row.button
+        self.control_box, self.abx_button = self.verify_row.control, self.verify_row.abx_button
         self.verify_button.clicked.connect(self.verify)
 
         top = QHBoxLayout()
@@ -81,7 +79,7 @@ class DiagnosisPanel(QWidget):
             top.addWidget(w)
         top.addStretch(1)
         actions = QHBoxLayout()
-        for w in (self.listen_button, self.apply_button, self.fork_button, self.verify_steps, self.verify_button):
+        for w in (self.listen_button, self.apply_button, self.fork_button, self.verify_row):
             actions.addWidget(w)
         actions.addStretch(1)
         layout = QVBoxLayout(self)
@@ -91,6 +89,14 @@ class DiagnosisPanel(QWidget):
         layout.addWidget(self.details, 2)
         layout.addLayout(actions)
         self._update_actions()
+
+    @property
+    def audition(self) -> Any:
+        return self._audition
+
+    @audition.setter
+    def audition(self, panel: Any) -> None:
+        self._audition = self.verify_row.audition = panel
 
     # -- running a diagnosis -----------------------------------------------------------------------
 
@@ -140,13 +146,13 @@ class DiagnosisPanel(QWidget):
                 self.status.setText(job.error)
             else:
                 self.show_diagnosis(job.result)
-        if self.verify_job is not None and self.verify_job.done:
-            job, self.verify_job = self.verify_job, None
-            job.join()
-            if job.error:
-                self.status.setText(job.error)
+        finished = self.verify_row.poll()
+        if finished is not None:
+            verification, problem = finished
+            if verification is None:
+                self.status.setText(problem)
             else:
-                self.show_verification(job.result)
+                self.show_verification(verification, problem)
         self._auto()
         self._update_actions()
 
@@ -166,9 +172,9 @@ class DiagnosisPanel(QWidget):
 
     def stop(self) -> None:
         """Wait for background work (the window calls this as it closes)."""
-        for job in (self.job, self.verify_job):
-            if job is not None:
-                job.join()
+        self.verify_row.stop()
+        if self.job is not None:
+            self.job.join()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.stop()
@@ -214,19 +220,14 @@ class DiagnosisPanel(QWidget):
                              f"<p>{html.escape(f.explanation)}</p>{where}{listen}"
                              + (f"<ul>{fixes}</ul>" if fixes else "") + f"<table>{rows}</table>")
 
-    def show_verification(self, v) -> None:
-        from vqstudio.diagnose.verify import FIGURES
-
-        cells = "".join(f"<tr><td>{html.escape(fid)}</td><td>{html.escape(b)}</td><td>{html.escape(a)}</td></tr>"
-                        for fid, b, a in v.rows())
-        figs = "".join(f"<tr><td>{html.escape(label)}</td><td>{_figure(v.figures['before'].get(k))}</td>"
-                       f"<td>{_figure(v.figures['after'].get(k))}</td></tr>" for k, label, _ in FIGURES)
-        head = f"<tr><th></th><th>before (step {v.before.step})</th><th>after (step {v.after.step})</th></tr>"
-        self.details.setHtml(f"<b>Verify {html.escape(v.remedy.text)}</b><p>{html.escape(v.fork_summary)}</p>"
-                             f"<table>{head}{figs}</table><table>{head}{cells}</table>"
-                             f"<p>Listen blind: pick the parent and {html.escape(v.fork)} as 1 and 2 "
-                             "in the Audition panel and run ABX… on this clip.</p>")
-        self.status.setText(f"Verified {v.remedy.text} in {v.fork}")
+    def show_verification(self, v, abx_problem: str = "") -> None:
+        """The verify's columns and verdicts in the details; the status names the fork folder(s)."""
+        self.details.setHtml(verification_html(v))
+        tally = ", ".join(f"{n} {word}" for word, n in v.tally().items() if n)
+        self.status.setText(f"Verified {v.remedy.text} in {v.fork}"
+                            + (f" (control {v.control_fork})" if v.control is not None else "")
+                            + f": {tally}. " + (f"ABX not set up: {abx_problem}" if abx_problem else
+                                                "ABX parent / fork is ready in the Audition panel."))
 
     def _update_actions(self) -> None:
         f = self.current()
@@ -237,7 +238,7 @@ class DiagnosisPanel(QWidget):
         self.apply_button.setEnabled(live and getattr(self.worker, "is_running", False))
         has_fix = f is not None and bool(f.remedies)
         self.fork_button.setEnabled(has_fix)
-        self.verify_button.setEnabled(has_fix and self.verify_job is None)
+        self.verify_button.setEnabled(has_fix and not self.verify_row.running)
 
     # -- acting ---------------------------------------------------------------------------------------
 
@@ -286,11 +287,7 @@ class DiagnosisPanel(QWidget):
     def verify(self) -> None:
         """Fork with the finding's first remedy, train, diagnose both (in the background)."""
         f, d, run_dir = self.current(), self.diagnosis, self.run_dir
-        if f is None or not f.remedies or d is None or run_dir is None or self.verify_job is not None:
+        if f is None or not f.remedies or d is None or run_dir is None or self.verify_row.running:
             return
-        from vqstudio.diagnose.verify import verify
-
-        steps, mos, ref = self.verify_steps.value(), self.mos_box.isChecked(), f"{run_dir}:{d.step}"
-        self.verify_job = Job("verify", lambda: verify(ref, f.id, steps, before=d, mos=mos))
-        self.status.setText(f"Verifying {f.remedies[0].text}: forking and training {steps} steps…")
+        self.status.setText(self.verify_row.start(run_dir, d, f, self.mos_box.isChecked()))
         self._update_actions()

@@ -1,0 +1,85 @@
+"""Before/after verdicts of a verify: a finding that changed severity is better or worse with both
+severities (not "still"), in the text, the JSON and the HTML; a control column gives the change's
+own verdict (control -> after)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from vqstudio.diagnose.before_after import Verification, format_text, verdict, verdict_text
+from vqstudio.diagnose.findings import Diagnosis, Finding, Remedy
+from vqstudio.diagnose.report import render_verify_html
+
+
+def finding(fid: str, severity: str) -> Finding:
+    return Finding(fid, severity, f"{fid} title", "why", {"figure": 1.0})
+
+
+def diagnosis(step: int, *found: Finding) -> Diagnosis:
+    return Diagnosis(step, list(found), run="r", sample_rate=24000)
+
+
+def test_verdicts_follow_severity():
+    assert verdict(finding("a", "bad"), finding("a", "warn")) == "better"
+    assert verdict(finding("a", "info"), finding("a", "warn")) == "worse"
+    assert verdict(finding("a", "warn"), finding("a", "warn")) == "still"
+    assert verdict(finding("a", "warn"), None) == "gone"
+    assert verdict(None, finding("a", "info")) == "new"
+    assert verdict_text(finding("a", "bad"), finding("a", "warn")) == "better (bad -> warn)"
+    assert verdict_text(finding("a", "info"), finding("a", "warn")) == "worse (info -> warn)"
+
+
+def verification(control: bool) -> Verification:
+    before = diagnosis(400, finding("noise_floor", "bad"), finding("frame_rate_buzz", "warn"),
+                       finding("istft", "info"), finding("dc_offset", "info"))
+    after = diagnosis(800, finding("noise_floor", "warn"), finding("istft", "warn"),
+                      finding("dc_offset", "info"), finding("clipping", "info"))
+    ctrl = diagnosis(800, finding("noise_floor", "bad"), finding("frame_rate_buzz", "warn"),
+                     finding("dc_offset", "info")) if control else None
+    figs = {"before": {"mel_distance": 1.0, "si_sdr_db": -20.0, "pause_floor_dbfs": -50.0, "comb_db": 30.0},
+            "after": {"mel_distance": 0.8, "si_sdr_db": -22.0, "pause_floor_dbfs": -60.0, "comb_db": 30.0}}
+    if control:
+        figs["control"] = {"mel_distance": 0.7, "si_sdr_db": -21.0, "pause_floor_dbfs": -52.0, "comb_db": 25.0}
+    return Verification(Remedy("loss.mel_norm", "log", False, "r"), "r:400", "r-verify-mel_norm", "forked",
+                        before, after, figs, 1.0, ctrl, "r-verify-control" if control else "")
+
+
+def test_verification_reports_better_and_worse_everywhere():
+    v = verification(control=False)
+    verdicts = {row.id: row.verdicts["after"] for row in v.rows()}
+    assert verdicts == {"noise_floor": "better (bad -> warn)", "frame_rate_buzz": "gone",
+                        "istft": "worse (info -> warn)", "dc_offset": "still", "clipping": "new"}
+    assert v.tally() == {"gone": 1, "better": 1, "still": 1, "worse": 1, "new": 1}
+    text = format_text(v)
+    assert "noise_floor  [better (bad -> warn)]" in text and "istft  [worse (info -> warn)]" in text
+    assert "1 gone, 1 better, 1 still, 1 worse, 1 new" in text
+    assert "--control" in text  # says how to separate the extra steps from the change
+    data = json.loads(json.dumps(v.to_dict()))
+    rows = {r["id"]: r for r in data["findings"]}
+    assert rows["noise_floor"]["verdicts"]["after"] == "better (bad -> warn)"
+    assert data["tally"]["worse"] == 1 and "control" not in data
+    page = render_verify_html(v)
+    assert "better (bad -&gt; warn)" in page and "worse (info -&gt; warn)" in page
+
+
+def test_control_column_and_the_change_beyond_the_extra_steps():
+    v = verification(control=True)
+    rows = {row.id: row for row in v.rows()}
+    # the control kept the buzz, the fork lost it: the change did that, not the extra steps
+    assert rows["frame_rate_buzz"].verdicts["control"] == "still"
+    assert rows["frame_rate_buzz"].change == "gone"
+    assert rows["noise_floor"].change == "better (bad -> warn)"
+    assert rows["clipping"].cells["control"] == "-" and rows["clipping"].change == "new"
+    marks = {key: m for key, _label, _values, m in v.figure_rows()}
+    assert marks["mel_distance"] == {"after": "better", "control": "better", "change": "worse"}
+    assert marks["pause_floor_dbfs"]["change"] == "better"
+    text = format_text(v)
+    assert "control: r-verify-control (no change) at step 800" in text
+    assert "the change beyond the extra steps (control -> after): gone" in text
+    assert re.search(r"mel distance\s+1\s+0\.8\s+0\.7", text)
+    data = v.to_dict()
+    assert data["control"]["step"] == 800 and data["control_fork"] == "r-verify-control"
+    assert set(data["figures"]) == {"before", "after", "control"}
+    page = render_verify_html(v)
+    assert "control, no change: r-verify-control (step 800)" in page
