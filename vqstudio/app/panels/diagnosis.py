@@ -79,7 +79,7 @@ class DiagnosisPanel(QWidget):
             top.addWidget(w)
         top.addStretch(1)
         actions = QHBoxLayout()
-        for w in (self.listen_button, self.apply_button, self.fork_button, self.verify_row):
+        for w in (self.listen_button, self.apply_button, self.fork_button):
             actions.addWidget(w)
         actions.addStretch(1)
         layout = QVBoxLayout(self)
@@ -88,6 +88,7 @@ class DiagnosisPanel(QWidget):
         layout.addWidget(self.findings, 1)
         layout.addWidget(self.details, 2)
         layout.addLayout(actions)
+        layout.addWidget(self.verify_row)  # a row of its own: the dock beside Compare stays narrow
         self._update_actions()
 
     @property

@@ -58,6 +58,7 @@ class VerifyRow(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         for w in (self.steps, self.control, self.button, self.bar, self.cancel_button, self.abx_button):
             row.addWidget(w)
+        row.addStretch(1)
         self.job: Job | None = None
         self.progress: Progress | None = None
         self.audition: Any = None  # the window's audition panel (linked by the Diagnosis panel)
@@ -120,6 +121,7 @@ class VerifyRow(QWidget):
         self.bar.setVisible(running)
         self.cancel_button.setVisible(running)
         self.cancel_button.setEnabled(running)
+        self.abx_button.setVisible(not running)  # the bar takes its place while it runs
         for w in (self.steps, self.control):
             w.setEnabled(not running)
 
