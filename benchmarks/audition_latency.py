@@ -1,16 +1,23 @@
 """From a click in the Audition panel to hearing the new reconstruction, while training runs.
 
     .venv/bin/python benchmarks/audition_latency.py [--preset tiny-cpu] [--clicks 8] [--seconds 10]
+        [--click levels|weights]
 
 The real parts: a RunStore and the real TrainingWorker training ``--preset`` on generated tones
 (one torch thread, as the app leaves the GUI a core), an AuditionPanel with a real ABPlayer on the
 paced null ALSA device of ``tests/alsa_null.py`` (a real-time clock behind a PortAudio stream), a
-``--seconds`` clip chosen from a file and playing the reconstruction. One "click" is a change of
-the levels box (``panel.set_levels``), which asks the worker for a fresh reconstruction. Timed per
-click, from the click to:
+``--seconds`` clip chosen from a file and playing the reconstruction. One "click" is, with
+``--click levels`` (the default), a change of the levels box (``panel.set_levels``): the same
+clip through another level count at the step heard (the encoder's latent is kept); with
+``--click weights`` a request through the newest weights (``panel.model_changed``, what a newer
+checkpoint of a followed run does): encoder and decoder. Timed per click, from the click to:
 
-- ``served``: the worker's result signal reaches the GUI thread (waiting for the training step in
-  progress, then the reconstruction itself);
+- ``asked``: the request is posted (``worker.command`` returned);
+- ``start`` / ``done``: the live reconstruction thread (``app/live_reconstruction.py``) takes it
+  up (after holding the newest weight snapshot) and finishes it;
+- ``served``: the worker's result signal reaches the GUI thread;
+- ``cpu`` (not a moment: a duration) the inference thread's own CPU time for the reconstruction,
+  the figure that does not count other processes on a shared machine;
 - ``audible``: the first audio callback after the panel handed the new buffer to the player that
   rendered non-silent output (the callback is watched, not changed); add the stream's output
   latency (printed) for the time to the loudspeaker.
@@ -91,6 +98,7 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny-cpu")
     parser.add_argument("--clicks", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--click", choices=("levels", "weights"), default="levels")
     args = parser.parse_args()
 
     app = QApplication.instance() or QApplication([])
@@ -113,7 +121,18 @@ def main() -> None:
     panel = AuditionPanel(store, worker, player)
     answers: list[float] = []
     worker.result.connect(lambda _result: answers.append(time.perf_counter()))
-    served, audible = [], []
+    asked_at: list[float] = []
+    command = worker.command
+
+    def timed_command(*a, **k):
+        ident = command(*a, **k)
+        asked_at.append(time.perf_counter())
+        return ident
+
+    worker.command = timed_command
+    stages: dict[str, list[float]] = {"asked": [], "start": [], "done": [], "served": [], "audible": [],
+                                      "cpu": []}
+    served, audible = stages["served"], stages["audible"]
     latency = None
     try:
         worker.start(config, None)
@@ -132,7 +151,10 @@ def main() -> None:
             before = len(answers)
             old = panel.clip.reconstruction
             start = time.perf_counter()
-            panel.set_levels(levels - 1 - click % 2)  # another level count: a fresh reconstruction
+            if args.click == "levels":
+                panel.set_levels(levels - 1 - click % 2)  # another level count, the step heard
+            else:
+                panel.model_changed()  # the newest weights, the same levels
             if not wait(app, lambda: len(answers) > before, 60):
                 raise SystemExit("no reconstruction within 60 s")
             watch.arm()  # the panel has handed the new buffer to the player in the same slot
@@ -142,17 +164,26 @@ def main() -> None:
             latency = getattr(getattr(player, "_stream", None), "latency", latency)
             served.append(answers[before] - start)
             audible.append((watch.heard_at or float("nan")) - start)
-            print(f"click {click + 1}: served {served[-1] * 1e3:7.1f} ms, "
-                  f"audible {audible[-1] * 1e3:7.1f} ms", flush=True)
+            stages["asked"].append(asked_at[-1] - start)
+            live = worker.live.timings[-1] if worker.live is not None and worker.live.timings else None
+            if live is not None:  # its times are relative to when the request was posted
+                stages["start"].append(stages["asked"][-1] + live["waited"] + live["hold"])
+                stages["done"].append(stages["start"][-1] + live["inference"])
+                stages["cpu"].append(live["inference_cpu"])
+            print(f"click {click + 1}: " + ", ".join(
+                f"{name} {values[-1] * 1e3:7.1f} ms" for name, values in stages.items() if values)
+                + (f" (encoded)" if live is not None and live["encoded"] else ""), flush=True)
     finally:
         worker.stop(save=False)
         player.close()
-    print(f"{args.preset}, {args.seconds:g} s clip, training on 1 thread; "
+    print(f"{args.preset}, {args.seconds:g} s clip, '{args.click}' clicks, training on 1 thread; "
           f"stream output latency {latency if latency is not None else 'n/a'} s")
-    for name, values in (("served", served), ("audible", audible)):
+    for name, values in stages.items():
+        if not values:
+            continue
         ms = np.asarray(values) * 1e3
         missed = int(np.isnan(ms).sum())
-        print(f"  click -> {name:<8} median {np.median(ms):7.1f} ms, worst {np.max(ms):7.1f} ms"
+        print(f"  {'' if name == 'cpu' else 'click -> '}{name:<8} median {np.median(ms):7.1f} ms, worst {np.max(ms):7.1f} ms"
               + (f" ({missed} never heard within 5 s)" if missed else ""))
     verdict = "met" if np.median(audible) * 1e3 <= GOAL_MS else "NOT met"
     print(f"  goal: audible within {GOAL_MS:.0f} ms -> {verdict} (median)")

@@ -15,6 +15,10 @@ in a list. Messages:
                  or every ~3 s (longer when a reconstruction is slow: at most ~2 % of the time)
 - ``"state"``    "running" / "paused", following the trainer's pause and resume events
 - ``"error"``    one line for the user (a refused setting, a failed command, a step refused)
+
+Between steps (and while paused, after serving the mailbox) it publishes the model's weights into
+``self.snapshots`` (:mod:`vqstudio.model.snapshot`) once a reader wants them (small models from the
+start), at most ~2 % of the time, for :mod:`vqstudio.app.live_reconstruction`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vqstudio.errors import UserError
+from vqstudio.model.snapshot import WeightSnapshots
 from vqstudio.train.run_info import trainer_info
 
 log = logging.getLogger("vqstudio.app")
@@ -39,6 +44,8 @@ PROBE_MIN_INTERVAL_S = 1.0
 PROBE_MAX_INTERVAL_S = 3.0
 PROBE_COST_FACTOR = 50.0
 MAX_CONSECUTIVE_ERRORS = 3
+SNAPSHOT_COST_FACTOR = 50.0  # a weight snapshot at most every 50 x its copy time
+EAGER_SNAPSHOT_PARAMETERS = 5_000_000  # models up to this size are snapshot from the first step
 
 Emit = Callable[[str, Any], None]
 
@@ -70,6 +77,9 @@ class TrainingLoop:
         self.audio_per_step = trainer.data.audio_seconds_per_step()
         self.probe_file: str | None = None
         self.probe_wave = self._probe_clip(probe_seconds)
+        self.snapshots = WeightSnapshots()
+        self.snapshots.wanted = trainer.model.parameter_count() <= EAGER_SNAPSHOT_PARAMETERS
+        self.publish(force=True)
         emit("started", {**trainer_info(trainer), "probe_file": self.probe_file})
 
     def _probe_clip(self, seconds: float) -> np.ndarray | None:
@@ -107,6 +117,7 @@ class TrainingLoop:
 
     def _idle(self) -> None:
         """While paused: hand out what serving the mailbox produced, at once."""
+        self.publish(force=True)  # only when something changed (a dead-code reset)
         self._deliver(*self.t.drain())
         self.flush()
 
@@ -130,6 +141,18 @@ class TrainingLoop:
             except (UserError, OSError) as exc:
                 self.emit("error", f"The checkpoint at the stop could not be written: {exc}")
         self._deliver(*t.drain())
+        self.publish(force=True)  # a reconstruction still waiting gets the last weights
+
+    def publish(self, force: bool = False) -> None:
+        """Copy the weights into the snapshots if a reader wants them and they changed (the step,
+        or an event such as a dead-code reset); unless ``force``, at most every
+        ``SNAPSHOT_COST_FACTOR`` times the last copy's cost."""
+        s = self.snapshots
+        if not s.wanted:
+            return
+        if not force and time.monotonic() - s.published_at < SNAPSHOT_COST_FACTOR * s.copy_seconds:
+            return
+        s.publish(self.t.model, (self.t.step_count, self.t.events_recorded))
 
     # -- incoming -------------------------------------------------------------------------------
 
@@ -147,6 +170,7 @@ class TrainingLoop:
         now = time.monotonic()
         self._maybe_heavy(report, now)
         self._maybe_probe(report, now)
+        self.publish()
         self.flush()
 
     def _deliver(self, events: list[dict], results: list[dict]) -> None:

@@ -15,6 +15,12 @@ The loop runs in a plain ``threading.Thread``, not a ``QThread``: on Python 3.11
 runs Python code leaves an unjoinable ``_DummyThread`` behind once anything in it (logging, torch)
 asks for ``threading.current_thread()``, whereas a Python thread can be joined and is seen by the
 tests' leaked-thread check.
+
+While a run goes, "reconstruct" is not queued for the training thread: it goes to
+:class:`~vqstudio.app.live_reconstruction.LiveReconstruction`, a thread of its own that runs the
+weights the training loop publishes at step boundaries, so the answer does not wait for the step
+in progress. Its answers come back on the same ``result`` signal with the id ``command``
+returned. Before a run (and after it), reconstructions wait in the mailbox as other commands do.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from vqstudio.app.live_reconstruction import LiveReconstruction
 from vqstudio.app.training_loop import TrainingLoop, one_line
 from vqstudio.config import Config
 from vqstudio.errors import UserError
@@ -65,6 +72,7 @@ class TrainingWorker(QObject):
         # While the window follows a run another process trains (app/follow.py), settings and
         # commands go to this sink (app/follow_sink.py: the control file, local inference).
         self.follow_sink = None
+        self.live: LiveReconstruction | None = None  # while a run goes
         self._signals = {"started": self.started, "scalars": self.scalars, "heavy": self.heavy,
                          "probe": self.probe, "events": self.events, "result": self.result,
                          "error": self.error}
@@ -116,6 +124,14 @@ class TrainingWorker(QObject):
             raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
         if self.follow_sink is not None:
             return self.follow_sink.command(name, **args)
+        live = self.live
+        if name == "reconstruct" and live is not None and not self._mailbox.stopped:
+            ident = self._mailbox.next_id()
+            try:
+                live.ask(ident, args)
+                return ident
+            except UserError:  # the run has just ended: the mailbox keeps it for the next
+                pass
         return self._mailbox.command(name, **args)
 
     def pause(self) -> None:
@@ -179,6 +195,12 @@ class TrainingWorker(QObject):
             return
         self._signals[name].emit(payload)
 
+    def _live_answer(self, answer: dict[str, Any]) -> None:
+        """A live reconstruction's answer (on its thread), delivered as the loop delivers one."""
+        if answer.get("error"):
+            self.error.emit(answer["error"])
+        self.result.emit(answer)
+
     def _run(self, config: Config | None, run_dir: Path | None) -> None:
         trainer = loop = None
         try:
@@ -189,6 +211,10 @@ class TrainingWorker(QObject):
                 config = RunFolder(run_dir).load_config()
             trainer = Trainer(config, run_dir, mailbox=self._mailbox)
             loop = TrainingLoop(trainer, self._emit, self.probe_seconds)
+            model = trainer.model
+            self.live = LiveReconstruction(
+                loop.snapshots, self._live_answer, (model.sample_rate, model.hop, trainer.device, trainer.amp)
+            )
             loop.run()
             loop.stopping(save=self._save_on_stop)
         except UserError as exc:
@@ -198,6 +224,9 @@ class TrainingWorker(QObject):
             log.error("training crashed:\n%s", traceback.format_exc())
             self.error.emit(f"Training stopped by an internal error: {one_line(exc)} (details in the log)")
         finally:
+            live, self.live = self.live, None
+            if live is not None:
+                live.close()  # what still waits is served through the last published weights
             if loop is not None:
                 try:
                     loop.flush(force=True)

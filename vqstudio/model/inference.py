@@ -16,6 +16,8 @@ costs little memory (attention on the CPU is computed blockwise).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,35 +52,54 @@ def reconstruct(
     with_codes: bool = False,
 ):
     """Mono clip ``[T]`` -> reconstruction ``[T]`` float32 numpy through the first ``levels``
-    levels (all if None). With ``with_codes`` returns ``(audio, codes [L, N] int64 numpy)``."""
+    levels (all if None). With ``with_codes`` returns ``(audio, codes [L, N] int64 numpy)``.
+    The same as :func:`decode_latent` of :func:`encode_clip`, to the bit."""
     levels = check_levels(levels, model.num_levels)
+    latent = encode_clip(model, wave, device=device, amp=amp)
+    return decode_latent(model, latent, levels, len(wave), amp=amp, with_codes=with_codes)
+
+
+def encode_clip(model: torch.nn.Module, wave: np.ndarray, *, device: torch.device | str | None = None,
+                amp: bool = False) -> torch.Tensor:
+    """Mono clip ``[T]`` -> the encoder's latent ``[1, D, N]`` (an inference tensor on the model's
+    device), in chunks for clips over ``CHUNK_SECONDS``. Keep it to decode the clip again with
+    other levels through the same weights (:func:`decode_latent`) without encoding it twice."""
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
+    with _evaluating(model), torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device).view(1, 1, -1)
+        chunk = int(CHUNK_SECONDS * model.sample_rate) // model.hop
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            if -(-x.shape[-1] // model.hop) <= chunk:
+                return model.encoder(x)
+            return encode_in_chunks(model.encoder, x, chunk)
+
+
+def decode_latent(model: torch.nn.Module, latent: torch.Tensor, levels: int | None, length: int, *,
+                  amp: bool = False, with_codes: bool = False):
+    """:func:`encode_clip`'s latent -> the reconstruction ``[length]`` float32 numpy through the
+    first ``levels`` levels (all if None); with ``with_codes`` also the codes ``[L, N]``."""
+    levels = check_levels(levels, model.num_levels)
+    with _evaluating(model), torch.inference_mode():
+        with torch.autocast(latent.device.type, dtype=torch.bfloat16, enabled=amp):
+            q = model.quantizer(latent, levels)
+            audio = model.decoder(q.quantized)[..., :length]
+        audio = audio.float().view(-1).cpu().numpy()
+        if with_codes:
+            return audio, q.codes[0].cpu().numpy()
+        return audio
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module):
+    """``model`` in eval mode for the block, then back in the mode it was in."""
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)
-            chunk = int(CHUNK_SECONDS * model.sample_rate) // model.hop
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                audio, codes = _run(model, x.view(1, 1, -1), levels, chunk)
-            audio = audio.float().view(-1).cpu().numpy()
-            if with_codes:
-                return audio, codes[0].cpu().numpy()
-            return audio
+        yield
     finally:
         model.train(was_training)
-
-
-def _run(model, wave: torch.Tensor, levels: int | None, chunk_frames: int):
-    """``[1, 1, T]`` -> (audio ``[1, 1, T]``, codes ``[1, L, N]``), the encoder in chunks."""
-    length = wave.shape[-1]
-    if -(-length // model.hop) <= chunk_frames:
-        out = model(wave, levels=levels)
-        return out.audio, out.codes
-    q = model.quantizer(encode_in_chunks(model.encoder, wave, chunk_frames), levels)
-    return model.decoder(q.quantized)[..., :length], q.codes
 
 
 def encode_in_chunks(encoder, wave: torch.Tensor, chunk_frames: int) -> torch.Tensor:

@@ -66,6 +66,12 @@ class Mailbox:
             self._lock.notify_all()
             return cmd.id
 
+    def next_id(self) -> int:
+        """An id from the commands' sequence, for a command answered elsewhere (the GUI's live
+        reconstructions): no queued command ever carries it."""
+        with self._lock:
+            return next(self._ids)
+
     def pause(self) -> None:
         with self._lock:
             self._paused = True

@@ -286,12 +286,13 @@ class AuditionPanel(QWidget):
             self._request_reconstruction()
         self.extra.checkpoints_changed()
 
-    def _request_reconstruction(self) -> None:
-        """Ask the worker to reconstruct the current clip with the current weights and levels."""
+    def _request_reconstruction(self, same_step: bool = False) -> None:
+        """Ask the worker to reconstruct the current clip with the current weights (``same_step``:
+        those heard last) and levels."""
         if self.clip is None:
             return
         try:
-            self.requests.ask(self.clip, self._model_rate, self.levels_box.levels)
+            self.requests.ask(self.clip, self._model_rate, self.levels_box.levels, same_step)
         except UserError as error:
             show_notice(self.notice, str(error), "error")
             return
@@ -326,7 +327,7 @@ class AuditionPanel(QWidget):
         if self.clip.is_probe and levels is None and self._seen_probe:
             self._use_probe(self._seen_probe)
         else:
-            self._request_reconstruction()
+            self._request_reconstruction(same_step=True)
 
     def set_levels(self, levels: int | None) -> None:
         """Decode with the first ``levels`` quantizer levels (None: all of them)."""

@@ -38,9 +38,11 @@ class ReconstructionRequests:
         self.pending: Request | None = None
         self.asked_at = -math.inf  # time.monotonic() of the last request sent
 
-    def ask(self, clip: Clip, model_rate: int, levels: int | None) -> None:
+    def ask(self, clip: Clip, model_rate: int, levels: int | None, same_step: bool = False) -> None:
         """Ask for ``clip`` through the model (at ``model_rate``; 0: the clip's rate) with the
-        first ``levels`` levels. Raises the worker's UserError if it refuses the command."""
+        first ``levels`` levels; ``same_step``: through the weights of the step heard last where
+        the worker still holds them (a levels change compares levels, not steps). Raises the
+        worker's UserError if it refuses the command."""
         if self.worker is None:
             self.pending = None
             return
@@ -48,7 +50,7 @@ class ReconstructionRequests:
         wave = clip.original if rate == clip.rate else resample(clip.original, clip.rate, rate)
         command_id = self.worker.command(
             "reconstruct", wave=np.ascontiguousarray(wave, dtype=np.float32), levels=levels,
-            tag=RECONSTRUCT_TAG,
+            tag=RECONSTRUCT_TAG, same_step=same_step,
         )
         self.pending = Request(command_id, clip, levels)
         self.asked_at = time.monotonic()
