@@ -4,9 +4,11 @@
 #     bash benchmarks/gpu_check.sh [OUTDIR]        # from the repository root, ~12 minutes
 #
 # 1. the codec's CUDA test (bf16 autocast forward + backward, first-k decoding);
-# 2. a bf16 training step of speech-24k with EVERY loss term weighted (waveform, codebook,
-#    commitment, three mels, MR-STFT, adversarial, feature matching) and the discriminator step:
-#    every term finite, every codec parameter with a finite gradient path;
+# 2. benchmarks/every_term_step.py: bf16 training steps of speech-24k with EVERY loss term
+#    weighted (waveform, codebook, commitment, three mels, MR-STFT, complex STFT, adversarial,
+#    feature matching) and the discriminator step: every term finite; then one more bf16
+#    forward + backward with every level used, and every codec parameter must have a finite
+#    gradient (tests/test_inference.py runs the same script on the CPU with autocast "cpu");
 # 3. model_speed.py --device cuda (all presets: training audio-s/s, inference real-time factor);
 # 4. eager float32 vs bf16 autocast vs torch.compile + bf16 of the same training step, in one
 #    run, interleaved (the issue's goal: compile + bf16 >= 2x eager float32);
@@ -40,31 +42,8 @@ sys.exit(0 if torch.cuda.is_available() else 1)
 PY
 
 part 1-codec-cuda-test "$PY" -m pytest tests/test_codec.py -q -p no:cacheprovider -k cuda -rs
-part 2-bf16-step-every-term "$PY" - <<'PY'
-import math, torch
-from vqstudio.config import load_preset
-from vqstudio.train.trainer import Trainer
-overrides = ["train.device=cuda", "train.amp=true", "train.log_every=1", "train.validate_every=0",
-             "train.checkpoint_every=0", "loss.weights.waveform_mse=1.0", "loss.weights.mrstft=1.0",
-             "data.batch_size=4"]
-config = load_preset("speech-24k", overrides)
-trainer = Trainer(config, None, device="cuda")
-assert trainer.amp, "bf16 autocast is not on"
-for _ in range(3):
-    report = trainer.step()
-torch.cuda.synchronize()
-weighted = {n: w for n, w in report.weights.items() if w}
-print("weighted terms:", ", ".join(f"{n}={w:g}" for n, w in weighted.items()))
-missing = [n for n in weighted if n not in report.terms]
-bad = {n: v for n, v in report.terms.items() if not math.isfinite(v)}
-print({n: round(v, 5) for n, v in report.terms.items()})
-print(f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
-trainer.close()
-assert not missing, f"weighted terms not reported: {missing}"
-assert not bad, f"non-finite terms: {bad}"
-assert {"adversarial", "feature_matching", "mrstft", "waveform_mse"} <= set(weighted)
-print("bf16 step with every term: ok")
-PY
+part 2-bf16-step-every-term "$PY" benchmarks/every_term_step.py --device cuda --preset speech-24k \
+    --set data.batch_size=4
 part 3-model-speed "$PY" benchmarks/model_speed.py --device cuda
 part 4-compile-vs-eager "$PY" benchmarks/model_speed.py --device cuda --compare-compile \
     --preset speech-24k --preset tiny-cpu --steps 20

@@ -178,3 +178,19 @@ def test_inference_runs_the_encoder_channels_last_with_the_same_codes():
         with torch.no_grad():
             expected = codec(x).audio.view(-1).numpy()
         np.testing.assert_allclose(reconstruct(codec, x.view(-1).numpy()), expected, rtol=0, atol=1e-5)
+
+
+def test_the_gpu_checks_every_term_step_runs_on_the_cpu_under_bf16_autocast(corpus):
+    # gpu_check.sh's part 2 as far as a CPU can: every loss term weighted (adversarial too), the
+    # trainer's steps, then a bf16 autocast ("cpu") forward + backward whose gradients reach
+    # every codec parameter, finite. A real subprocess of the very script the GPU check runs.
+    from helpers import REPO, TINY
+
+    sets = [a for item in TINY + [f"data.path={corpus}"] for a in ("--set", item)]
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "every_term_step.py"),
+                           "--device", "cpu", "--preset", "tiny-cpu", "--steps", "2", *sets],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "0 without a gradient, 0 with a non-finite one" in done.stdout
+    assert "feature_matching=2" in done.stdout and "complex_stft=1" in done.stdout
+    assert "bf16 step with every term on cpu: ok" in done.stdout
