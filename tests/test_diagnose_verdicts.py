@@ -1,15 +1,23 @@
 """Before/after verdicts of a verify: a finding that changed severity is better or worse with both
 severities (not "still"), in the text, the JSON and the HTML; a control column gives the change's
-own verdict (control -> after)."""
+own verdict (control -> after); a cancelled verify keeps and names the folders it trained."""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 
+import pytest
+
+from helpers import train_tiny_run
 from vqstudio.diagnose.before_after import Verification, format_text, verdict, verdict_text
 from vqstudio.diagnose.findings import Diagnosis, Finding, Remedy
 from vqstudio.diagnose.report import render_verify_html
+from vqstudio.diagnose.verify import Cancelled, Progress, verify
+from vqstudio.experiments.checkpoint_ref import available
+from vqstudio.train.runfolder import RunFolder
 
 
 def finding(fid: str, severity: str) -> Finding:
@@ -83,3 +91,35 @@ def test_control_column_and_the_change_beyond_the_extra_steps():
     assert set(data["figures"]) == {"before", "after", "control"}
     page = render_verify_html(v)
     assert "control, no change: r-verify-control (step 800)" in page
+
+
+def test_cancel_while_the_control_trains_keeps_and_names_both_forks(tmp_path):
+    run, corpus = train_tiny_run(tmp_path, steps=4, checkpoint_every=4)
+    fork, control, progress, caught = tmp_path / "fork", tmp_path / "control", Progress(), {}
+
+    def work():
+        try:
+            verify(str(run), "loss.weights.mrstft=2.0", 3, fork_dir=fork, control=True, control_dir=control,
+                   data=str(corpus), max_seconds=1.0, progress=progress)
+        except Cancelled as exc:
+            caught["error"] = str(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not progress.phase.startswith("training the control") and thread.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    progress.cancel()
+    thread.join(300)
+    assert "error" in caught, "the verify finished before it could be cancelled"
+    assert f"the control fork {control} kept at step" in caught["error"]
+    assert f"the fork {fork} trained its 3 steps and is kept" in caught["error"]
+    assert "7" in available(RunFolder(fork)) and available(RunFolder(control))
+    assert not (run / "checkpoints" / "step-00000007.pt").exists()
+    with pytest.raises(Cancelled, match="nothing was written"):
+        cancelled = Progress()
+        cancelled.cancel()
+        verify(str(run), "loss.weights.mrstft=2.0", 3, fork_dir=tmp_path / "never", data=str(corpus),
+               max_seconds=1.0, progress=cancelled)
+    assert not (tmp_path / "never").exists()

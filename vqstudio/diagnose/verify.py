@@ -135,7 +135,11 @@ def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | Non
     diagnosed = {"before": before, "after": after}
     control_diagnosis, control_fork = None, ""
     if control:
-        control_fork, _ = _train_fork(run, control_path, [], steps, progress, "the control fork")
+        try:
+            control_fork, _ = _train_fork(run, control_path, [], steps, progress, "the control fork")
+        except Cancelled as exc:  # the fork itself is done: say that it is kept too
+            raise Cancelled(f"{exc.problem}; the fork {fork_path} trained its {steps} steps and is kept",
+                            exc.fix) from None
         progress.phase = "diagnosing the control fork"
         control_diagnosis = diagnosed["control"] = diagnose(control_fork, clips, max_seconds=max_seconds,
                                                             max_clips=max_clips, mos=mos)
