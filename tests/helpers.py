@@ -146,3 +146,37 @@ def answer_next_dialog(answer) -> None:
             answer(dialog)
 
     QTimer.singleShot(0, poll)
+
+
+TERMS = ["waveform_mse", "codebook", "commitment"]  # the loss terms of write_run's rows
+
+
+def write_run(folder, rows: int, *, seed: int = 0, batch: int = 2, segment: float = 0.25,
+              start: int = 1, forked_from: dict | None = None, cut: bool = False):
+    """A run folder as a trainer leaves it (config.toml, metrics.csv, events.jsonl), with ``rows``
+    generated rows of decaying noisy losses; ``cut`` ends metrics.csv in half a row."""
+    from vqstudio.train.runfolder import RunFolder
+
+    config = tiny_config(folder.parent, [f"data.batch_size={batch}", f"data.segment_seconds={segment}"])
+    config.forked_from = dict(forked_from or {})
+    run = RunFolder.create(folder, config)
+    rng = np.random.default_rng(seed)
+    steps = np.arange(start, start + rows)
+    header = ["step", "wall_time", "elapsed", "lr", "total", *TERMS]
+    values = [steps, 1.7e9 + steps * 0.5, steps * 0.25 + 10.0, np.full(rows, 1e-3)]
+    losses = [np.exp(-steps / 5e4) * (1 + i) * np.exp(rng.normal(0, 0.2, rows)) for i in range(3)]
+    values += [sum(losses)] + losses
+    lines = [",".join(header)] + [",".join(f"{v[i]:.7g}" for v in values) for i in range(rows)]
+    text = "\n".join(lines) + "\n"
+    if cut:
+        text += "999999,1.7e9,12"  # a writer stopped mid-row
+    run.metrics_path.write_text(text)
+    run.events_path.write_text('{"kind": "start", "step": 0, "time": 0}\n')
+    return folder
+
+
+def open_and_wait(qtbot, window, run, timeout: int = 60_000) -> None:
+    """Open ``run`` in ``window`` as File > Open does and wait until its history is shown (it is
+    read in the background)."""
+    assert window.open_run(run)
+    qtbot.waitUntil(lambda: not window.opening.busy, timeout=timeout)

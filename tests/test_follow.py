@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import REPO, tiny_sets, write_corpus
-from vqstudio.experiments.run_tail import RunTail, who_trains
+from helpers import REPO, open_and_wait, tiny_sets, write_corpus
+from vqstudio.experiments.run_tail import RunTail, steps_per_second, who_trains
 from vqstudio.train.run_lock import RunLock
 
 WAIT_MS = 120_000
@@ -69,6 +69,18 @@ def test_tail_skips_what_the_caller_has_and_sees_new_checkpoints(tmp_path):
     moved = tail.poll().checkpoint
     assert moved["step"] == 3 and moved["file"] == "step-00000003.pt"
     assert tail.poll().checkpoint is None  # reported once
+
+
+def test_steps_per_second_comes_from_the_rows_own_clock():
+    steps = np.arange(1, 401, dtype=float)
+    elapsed = np.concatenate([steps[:200] * 0.5, 100.0 + (steps[200:] - 200) * 0.1])  # 2, then 10 steps/s
+    assert steps_per_second(steps, elapsed) == pytest.approx(10.0)  # the last 10 s of training time
+    assert steps_per_second(steps[:200], elapsed[:200]) == pytest.approx(2.0)
+    with_gaps = elapsed.copy()
+    with_gaps[-5:-1] = np.nan  # rows without a time are left out, not read as zero
+    assert steps_per_second(steps, with_gaps) == pytest.approx(10.0)
+    assert np.isnan(steps_per_second(steps[:1], elapsed[:1]))
+    assert np.isnan(steps_per_second(steps[:3], np.full(3, 5.0)))  # no time passed
 
 
 def test_who_trains_reads_the_lock_without_taking_it(tmp_path):
@@ -154,7 +166,7 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     proc = trainer_process(run, corpus)
     _wait_for_trainer(qtbot, run, proc)
 
-    assert window.open_run(run)
+    open_and_wait(qtbot, window, run)
     assert window.follower.active and window.worker.follow_sink is not None
     assert not window.start_action.isEnabled()
     assert f"pid {proc.pid}" in window.follower.label.text()
@@ -163,6 +175,28 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     qtbot.waitUntil(lambda: window.store.current_step >= start + 5, timeout=WAIT_MS)  # curves grow
     steps = window.store.steps.view()
     assert np.all(np.diff(steps) > 0) and len(window.store.curves["total"]) == len(steps)
+    # Speed from the rows' own clock, as the status bar shows it.
+    qtbot.waitUntil(lambda: np.isfinite(window.store.steps_per_second), timeout=WAIT_MS)
+    window.redraw()
+    assert window.status_labels["speed"].text().endswith(" steps/s") and "–" not in window.status_labels["speed"].text()
+    assert window.store.steps_per_second > 0 and window.store.audio_seconds_per_second > 0
+
+    # A checkpoint of the trainer's is heard here: the probe clip through it drives the
+    # Spectrograms panel, its codebook figures the Codebooks panel, and the audition's probe clip.
+    qtbot.waitUntil(lambda: window.store.probe.get("reconstruction") is not None, timeout=WAIT_MS)
+    probe, step = window.store.probe, window.follower.probe_step
+    assert step >= 15 and probe["step"] == step and probe["original"].shape == probe["reconstruction"].shape
+    assert Path(probe["file"]).parent == corpus
+    levels = int(window.store.info["rvq_levels"])
+    assert window.store.usage.shape[0] == levels and window.store.codebook_steps.view()[-1] == step
+    assert window.store.entropy.view().shape[-1] == levels
+    qtbot.waitUntil(lambda: window.panels["spectrograms"].probe_step is not None, timeout=WAIT_MS)
+    assert window.panels["spectrograms"].probe_step >= step
+    audition = window.panels["audition"]
+    qtbot.waitUntil(lambda: audition.clip is not None and audition.clip.reconstruction is not None,
+                    timeout=WAIT_MS)
+    assert audition.clip.is_probe and audition.clip.about.startswith("step ")
+
     window.start_training()  # refused with the way to a variant, nothing started
     assert not window.worker.is_running and "fork it" in window.notice_label.text()
 
@@ -189,7 +223,6 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     qtbot.waitUntil(lambda: (run / "checkpoints" / "latest.json").is_file(), timeout=WAIT_MS)
     results = []
     window.worker.result.connect(results.append)
-    audition = window.panels["audition"]
     assert audition.set_clip_from_file(str(next(corpus.glob("*.wav"))))
     qtbot.waitUntil(lambda: any(r.get("kind") == "reconstruction" for r in results), timeout=WAIT_MS)
     answer = [r for r in results if r.get("kind") == "reconstruction"][-1]
@@ -227,7 +260,8 @@ def test_two_apps_follow_one_run_and_a_row_cut_by_the_dying_trainer_is_left_out(
         windows.append(win)
     a, b = windows
     try:
-        assert a.open_run(run) and b.open_run(run)
+        open_and_wait(qtbot, a, run)
+        open_and_wait(qtbot, b, run)
         assert a.follower.active and b.follower.active  # reading takes no lock: both follow
         a.worker.set_setting("lr", 4e-4)  # as the weights panel's learning-rate box does
         for win in windows:  # the change one app asked for is confirmed in both

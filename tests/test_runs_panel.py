@@ -10,41 +10,17 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from helpers import run_cli, tiny_config, tiny_sets, train_tiny_run
+from helpers import TERMS, open_and_wait, run_cli, tiny_sets, train_tiny_run, write_run
 from vqstudio.app.panels.losses import LossPanel
 from vqstudio.app.panels.runs import RunsPanel
 from vqstudio.app.run_list import CURRENT, RunList
 from vqstudio.app.store import RunStore
 from vqstudio.app.window import MainWindow
 from vqstudio.experiments.run_history import read_history
-from vqstudio.train.runfolder import RunFolder
 
 pytestmark = pytest.mark.gui
 
 WAIT_MS = 60_000
-TERMS = ["waveform_mse", "codebook", "commitment"]
-
-
-def write_run(folder, rows: int, *, seed: int = 0, batch: int = 2, segment: float = 0.25,
-              start: int = 1, forked_from: dict | None = None, cut: bool = False):
-    """A run folder as a trainer leaves it (config.toml, metrics.csv, events.jsonl), with ``rows``
-    generated rows of decaying noisy losses; ``cut`` ends metrics.csv in half a row."""
-    config = tiny_config(folder.parent, [f"data.batch_size={batch}", f"data.segment_seconds={segment}"])
-    config.forked_from = dict(forked_from or {})
-    run = RunFolder.create(folder, config)
-    rng = np.random.default_rng(seed)
-    steps = np.arange(start, start + rows)
-    header = ["step", "wall_time", "elapsed", "lr", "total", *TERMS]
-    values = [steps, 1.7e9 + steps * 0.5, steps * 0.25 + 10.0, np.full(rows, 1e-3)]
-    losses = [np.exp(-steps / 5e4) * (1 + i) * np.exp(rng.normal(0, 0.2, rows)) for i in range(3)]
-    values += [sum(losses)] + losses
-    lines = [",".join(header)] + [",".join(f"{v[i]:.7g}" for v in values) for i in range(rows)]
-    text = "\n".join(lines) + "\n"
-    if cut:
-        text += "999999,1.7e9,12"  # a writer stopped mid-row
-    run.metrics_path.write_text(text)
-    run.events_path.write_text('{"kind": "start", "step": 0, "time": 0}\n')
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +232,7 @@ def test_the_window_has_a_runs_panel_that_compares_with_the_opened_run(qtbot, tr
     qtbot.addWidget(window)
     window.show()
     try:
-        assert window.open_run(base)
+        open_and_wait(qtbot, window, base)
         panel = window.panels["runs"]
         add_and_wait(qtbot, window.runs, fork)
         window.redraw()
@@ -264,5 +240,9 @@ def test_the_window_has_a_runs_panel_that_compares_with_the_opened_run(qtbot, tr
         losses = window.panels["losses"]
         assert losses.comparing and set(losses.overlay.runs) == {CURRENT, str(fork.resolve())}
         assert window.panels["compare"].refs() == [f"{base}:latest", f"{fork}:latest"]
+        for chooser in window.panels["audition"].extra.choosers.values():  # heard as 1 or 2 too
+            assert chooser.run_box.findData(str(fork)) >= 0
+        chooser.choose(fork, "latest")
+        assert chooser.ref == f"{fork}:latest"
     finally:
         window.close()

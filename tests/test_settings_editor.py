@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from helpers import TINY, answer_next_dialog, one_line_error, run_cli, tiny_config, train_tiny_run, write_corpus
+from helpers import TINY, answer_next_dialog, one_line_error, open_and_wait, run_cli, tiny_config, train_tiny_run, write_corpus
 from vqstudio.app import theme
 from vqstudio.app.dialogs import NewRunDialog
 from vqstudio.app.fork_dialog import fork_from_here
@@ -59,6 +59,8 @@ def test_editor_shows_every_setting_with_the_preset_value_and_highlights_changes
     assert row.text() == row.reference_text == str(preset.model.codebook_size)
     assert editor.rows["loss.mel_norm"].text() == "log" and editor.rows["model.ema"].text() == "true"
     assert editor.valid and editor.changes() == {}
+    empty = editor.rows["data.path"]  # an empty path says what empty means, not ""
+    assert empty.reference.text() == "(empty: the built-in demo corpus)" == empty.input.placeholderText()
 
     editor.set_text("model.codebook_size", "512")
     editor.set_text("loss.mel_norm", "tanh")
@@ -99,8 +101,13 @@ def test_a_bad_value_shows_the_set_message_inline_and_disables_start(qtbot, tmp_
     assert cli == f"vqstudio: {dialog.editor.message}"  # word for word what --set says
     shown = [k for k, row in dialog.editor.rows.items() if not row.message.isHidden()]
     assert shown == [key]
-    assert dialog.editor.rows[key].message.text() == dialog.editor.message
-    assert dialog.editor.summary.text() == dialog.editor.message
+    # Under the field, what is wrong with it (not the command line's "override: model.hop = ..."),
+    # with the same fix; the summary names the field.
+    problem, _, fix = cli.removeprefix("vqstudio: override: ").partition(" — ")
+    inline = dialog.editor.rows[key].message.text()
+    assert not inline.startswith(("override", key, f"[{key.split('.')[0]}]")), inline
+    assert inline.endswith(f" — {fix}") and inline.split(" — ")[0].lower() in problem.lower()
+    assert dialog.editor.summary.text() == f"{problem} — {fix}"
     assert not (tmp_path / "r").exists()
 
 
@@ -174,7 +181,7 @@ def test_a_live_change_from_the_app_applies_at_a_step_with_a_marker(qtbot, windo
 
 def test_fork_from_here_writes_a_fork_that_records_its_parent(qtbot, window, tmp_path):
     parent, _ = train_tiny_run(tmp_path, "parent", steps=8, checkpoint_every=4)
-    assert window.open_run(parent)
+    open_and_wait(qtbot, window, parent)
     fork = tmp_path / "parent-fork"
     seen = {}
 

@@ -5,16 +5,17 @@ audio file dropped on the window becomes the audition clip."""
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from helpers import answer_next_dialog, tiny_config
+from helpers import answer_next_dialog, open_and_wait, tiny_config, write_run
 from vqstudio.app.panels import PANELS
 from vqstudio.app.window import MainWindow
 from vqstudio.train.runfolder import RunFolder
@@ -103,7 +104,7 @@ def _trained_run(run, corpus, steps: int):
 def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, tmp_path):
     run = _trained_run(tmp_path / "earlier", corpus, 6)
 
-    assert window.open_run(run)
+    open_and_wait(qtbot, window, run)
     columns = RunFolder(run).read_metrics()
     np.testing.assert_array_equal(window.store.steps.view(), columns["step"])
     np.testing.assert_allclose(window.store.curves["total"].view(), columns["total"])
@@ -117,6 +118,25 @@ def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, t
     assert started.args[0]["step"] == 6
     _wait_for_step(qtbot, window, 8)
     assert window.store.steps.view()[:6].tolist() == columns["step"]  # kept, then extended
+
+
+def test_a_big_run_opens_in_the_background_with_progress_while_the_window_keeps_ticking(qtbot, window, tmp_path):
+    big = write_run(tmp_path / "big", 100_000)
+    ticks = []
+    timer = QTimer(interval=10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    shown = []  # the status bar's progress bar, as the user sees it
+    window.history_reader.progress.connect(lambda _key, _share: shown.append(window.opening.bar.value()))
+    timer.start()
+    assert window.open_run(big)
+    assert len(window.store.steps) == 0 and window.opening.busy  # it returned before reading
+    assert window.opening.bar.isVisible() and "Opening" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.opening.busy, timeout=WAIT_MS)
+    timer.stop()
+    assert len(window.store.steps) == 100_000 and window.store.current_step == 100_000
+    assert not window.opening.bar.isVisible() and "curves to step 100000" in window.statusBar().currentMessage()
+    assert len(shown) >= 5 and shown == sorted(shown)  # it moved forward, step by step
+    assert len(ticks) >= 10  # the event loop went on while the file was read and parsed
 
 
 def test_layout_and_last_run_persist(qtbot, settings, corpus, tmp_path):
@@ -254,6 +274,7 @@ def test_recent_runs_menu_opens_a_run(qtbot, window, corpus, tmp_path):
     window.recent_menu.aboutToShow.emit()
     entry = next(a for a in window.recent_menu.actions() if a.text() == str(run.resolve()))
     entry.trigger()
+    qtbot.waitUntil(lambda: not window.opening.busy, timeout=WAIT_MS)
     assert window.store.current_step == 2 and window.windowTitle().startswith("VQ Studio — earlier")
 
 
@@ -318,4 +339,5 @@ def test_file_open_run_opens_the_folder_chosen(qtbot, window, corpus, tmp_path):
 
     _answer_next_dialog(qtbot, choose)
     window.open_action.trigger()
+    qtbot.waitUntil(lambda: not window.opening.busy, timeout=WAIT_MS)
     assert window.store.run_dir == run and window.store.current_step == 2

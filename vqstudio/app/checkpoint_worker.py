@@ -2,7 +2,7 @@
 variant of any reconstruction, on one background thread: never the GUI thread (loading a model
 and decoding take time) and never the training thread (its steps go on).
 
-Requests name a *source* ("1", "2", "denoised"); the newest request for a source replaces one of
+Requests name a *source* ("1", "2", "denoised", or the follower's "probe"); the newest request for a source replaces one of
 the same source still waiting, so dragging a slider or switching clips never queues stale work.
 Answers are handed to ``deliver(answer)`` on the worker thread (the panel re-emits them as a Qt
 signal, so they reach the GUI thread queued) and carry the request's ``id``.
@@ -11,6 +11,9 @@ signal, so they reach the GUI thread queued) and carry the request's ``id``.
   checkpoint file and that file's inode and mtime (a checkpoint rewritten in place is reloaded).
 - Reconstructions: cached by (checkpoint key, clip key, levels), up to ``MAX_CACHED``, so going
   back to a checkpoint or a clip heard before answers at once.
+- The probe: for a run another process trains (``follow.py``), a checkpoint's reconstruction of
+  the run's probe clip (the few seconds the training app probes, read once per run) and its
+  codebook figures, what the trainer's own ``probe`` and ``heavy`` payloads would say.
 - CPU: torch's thread count is process-wide (``torch.set_num_threads`` from here would also cut
   the training thread's), so on Linux this thread pins itself (and so the OpenMP team it starts,
   which inherits the mask) to one core, the last one the process may use: inference takes at most
@@ -43,7 +46,7 @@ _IDS = itertools.count(1)
 class Job:
     id: int
     source: str
-    kind: str  # "checkpoint" or "denoise"
+    kind: str  # "checkpoint", "denoise" or "probe"
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,6 +78,7 @@ class CheckpointWorker:
         self._thread: threading.Thread | None = None
         self._models: OrderedDict[tuple, tuple[Any, Any, int]] = OrderedDict()
         self._cache: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self._probes: dict[str, tuple[np.ndarray, str]] = {}  # run folder -> (probe wave, file)
         self.pinned_cpu: int | None = None
         self.served = 0
 
@@ -90,6 +94,12 @@ class CheckpointWorker:
     def denoise(self, source: str, audio: np.ndarray, rate: int, strength: float) -> int:
         """Ask for ``audio`` through the spectral-gating denoiser at ``strength``."""
         return self._put(source, "denoise", audio=audio, rate=int(rate), strength=float(strength))
+
+    def probe(self, source: str, ref: str, seconds: float) -> int:
+        """Ask for the probe payload of checkpoint ``ref``: ``original`` (the first ``seconds``
+        of its run's probe clip), ``reconstruction``, ``step``, ``sample_rate``, ``file``, and
+        ``codebook`` (usage, entropy, dead_fraction)."""
+        return self._put(source, "probe", ref=ref, seconds=float(seconds))
 
     def forget(self, source: str) -> None:
         """Drop what waits for ``source``."""
@@ -124,7 +134,8 @@ class CheckpointWorker:
                 _, job = self._waiting.popitem(last=False)
             answer: dict[str, Any] = {"id": job.id, "source": job.source, "kind": job.kind}
             try:
-                answer.update(self._checkpoint(job) if job.kind == "checkpoint" else self._denoise(job))
+                serve = {"checkpoint": self._checkpoint, "probe": self._probe}.get(job.kind, self._denoise)
+                answer.update(serve(job))
             except UserError as error:
                 answer["error"] = str(error)
             except Exception as error:  # a bug: logged and answered; the window goes on
@@ -179,6 +190,26 @@ class CheckpointWorker:
             self._cache.move_to_end(cache_key)
             about["cached"] = True
         return {**about, **cached}
+
+    def _probe(self, job: Job) -> dict[str, Any]:
+        from vqstudio.model.inference import reconstruct
+        from vqstudio.train.data import TrainingData
+        from vqstudio.train.evaluation import codebook_figures
+
+        _key, ref, model, config, step = self._model(job.args["ref"])
+        run = str(ref.run.path.resolve())
+        if run not in self._probes:  # the corpus scanned once per run, as the trainer does
+            probe = TrainingData(config).probe_clip(job.args["seconds"])
+            if probe is None:
+                raise UserError(f"{ref.run.path.name}'s corpus holds no audio to probe",
+                                "check data.path in its config.toml")
+            self._probes[run] = (np.asarray(probe[0], dtype=np.float32), probe[1])
+        wave, file = self._probes[run]
+        figures = codebook_figures(model.quantizer)
+        return {"step": step, "sample_rate": config.model.sample_rate, "original": wave,
+                "reconstruction": np.asarray(reconstruct(model, wave, None), dtype=np.float32),
+                "file": file, "run": str(ref.run.path), "checkpoint": ref.path.name,
+                "codebook": {k: figures[k] for k in ("usage", "entropy", "dead_fraction") if k in figures}}
 
     def _denoise(self, job: Job) -> dict[str, Any]:
         from vqstudio.experiments.denoise import denoise

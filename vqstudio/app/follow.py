@@ -2,14 +2,18 @@
 terminal, a ``torchrun`` job writing to a shared folder) instead of offering to train it.
 
 Opening a run folder whose lock is held by a live trainer (``experiments/run_tail.who_trains``)
-loads what it has logged so far and then polls it on a timer in the GUI thread, every
-:data:`POLL_MS` (a poll that finds nothing new is three ``stat`` calls; new rows are parsed in
-well under a millisecond: ``benchmarks/follow_latency.py``): new rows and events go into the run
-store, so curves grow as ``metrics.csv`` grows; a new checkpoint makes the audition panel hear its
-clip through it (reconstructed here, off the GUI thread: ``follow_sink.py``); the sliders write to
-the run's control file. A permanent status-bar label says who trains it, where, and when it was
-last heard from. When the trainer ends or dies the window says so, keeps everything it read, and
-Start resumes the run here.
+loads what it has logged so far (off the GUI thread: ``run_opening.py``) and then polls it on a
+timer in the GUI thread, every :data:`POLL_MS` (a poll that finds nothing new is three ``stat``
+calls; new rows are parsed in well under a millisecond: ``benchmarks/follow_latency.py``): new
+rows and events go into the run store, so curves grow as ``metrics.csv`` grows, and steps/s is
+taken from the rows' own training clock. Each new checkpoint is heard here: the
+:class:`~vqstudio.app.checkpoint_worker.CheckpointWorker` (its own thread) reconstructs the run's
+probe clip through it and reads its codebook figures, which go into the store as the trainer's
+``probe`` and ``heavy`` payloads would (the Spectrograms, Codebooks and Audition panels show
+them); the audition panel hears another clip through it too (``follow_sink.py``); the sliders
+write to the run's control file. A permanent status-bar label says who trains it, where, and when
+it was last heard from. When the trainer ends or dies the window says so, keeps everything it
+read, and Start resumes the run here.
 """
 
 from __future__ import annotations
@@ -18,19 +22,25 @@ import math
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel
 
+from vqstudio.app.checkpoint_worker import CheckpointWorker
 from vqstudio.app.follow_sink import FollowSink
-from vqstudio.experiments.run_history import read_history
-from vqstudio.experiments.run_tail import Holder, RunTail, who_trains
+from vqstudio.experiments.run_history import RunHistory
+from vqstudio.experiments.run_tail import Holder, RunTail, steps_per_second, who_trains
 
 POLL_MS = 200  # how often the files are looked at
 HOLDER_EVERY_S = 1.0  # how often the lock record is read (for the status bar and the end)
+PROBE_SECONDS = 4.0  # as long as the training app's probe clip
+STALE_RATE_S = 15.0  # no row for this long: the speed is not known any more (paused, hung)
+PROBE = "probe"  # the checkpoint worker's source name for the probe
 
 
 class RunFollower(QObject):
     """The window's follow mode; ``open(run_dir)`` starts it if another process trains the run."""
+
+    _probe_answer = Signal(object)  # the checkpoint worker's answer, carried to the GUI thread
 
     def __init__(self, window):
         super().__init__(window)
@@ -41,6 +51,10 @@ class RunFollower(QObject):
         self.tail: RunTail | None = None
         self.sink: FollowSink | None = None
         self.holder = Holder("none")
+        self.following = False
+        self.probes: CheckpointWorker | None = None
+        self._probe_id: int | None = None
+        self.probe_step: int | None = None  # the checkpoint step the probe on show came from
         self.last_update = math.nan  # time.monotonic() when rows last arrived (the benchmark reads it)
         self._holder_read = -math.inf
         self._notes_shown: set[str] = set()
@@ -51,30 +65,40 @@ class RunFollower(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
+        self._probe_answer.connect(self._on_probe)
 
     @property
     def active(self) -> bool:
-        return self.tail is not None
+        """Whether the window follows a run (also while its history is still being read)."""
+        return self.following
 
     def open(self, run_dir: str | Path) -> bool:
-        """Follow ``run_dir`` if another process trains it (returns True); else leave it alone."""
+        """Follow ``run_dir`` if another process trains it (returns True; what it logged so far
+        is read in the background, then the tail); else leave it alone."""
         self.stop()
         holder = who_trains(run_dir)
         if not holder.following:
             return False
-        self.run_dir, self.holder = Path(run_dir), holder
-        self._load()
+        self.run_dir, self.holder, self.following = Path(run_dir), holder, True
         self.sink = FollowSink(self.run_dir, self.worker.result.emit, self.window.show_notice)
         self.worker.follow_sink = self.sink
+        self.probes = CheckpointWorker(self._probe_answer.emit)
         self._holder_read = time.monotonic()
         self._show_holder()
         self.label.show()
+        self._load()
         self.timer.start()
         return True
 
     def _load(self) -> None:
-        """Everything logged so far, then a tail from there on (also after a rewrite)."""
-        history = read_history(self.run_dir)
+        """Everything logged so far, read in the background; then a tail from there on (also
+        after a rewrite)."""
+        self.tail = None
+        self.window.opening.read(self.run_dir, self._loaded)
+
+    def _loaded(self, history: RunHistory) -> None:
+        if not self.following or history.path != self.run_dir:
+            return  # stopped following meanwhile
         self.store.load_history(history)
         for note in history.notices:
             self._note(note)
@@ -82,6 +106,9 @@ class RunFollower(QObject):
         after_step = float(steps[-1]) if steps is not None and len(steps) else None
         times = [e.get("time") for e in history.events if isinstance(e.get("time"), (int, float))]
         self.tail = RunTail(self.run_dir, after_step, max(times) if times else None)
+        self.last_update = time.monotonic()
+        self._show_speed()
+        self.window.statusBar().showMessage(f"Following {self.run_dir} from step {self.store.current_step}")
 
     def poll(self) -> None:
         """One look at the files (the timer's slot)."""
@@ -90,12 +117,15 @@ class RunFollower(QObject):
         update = self.tail.poll()
         if update.restarted:  # a resume rewrote the files: read them again whole
             self._load()
-        else:
-            if update.rows:
-                self.store.append_rows(update.rows)
-                self.last_update = time.monotonic()
-            if update.events:
-                self.store.on_events(update.events)
+            return
+        if update.rows:
+            self.store.append_rows(update.rows)
+            self.last_update = time.monotonic()
+            self._show_speed()
+        elif time.monotonic() - self.last_update > STALE_RATE_S and math.isfinite(self.store.steps_per_second):
+            self.store.set_speed(math.nan, math.nan)
+        if update.events:
+            self.store.on_events(update.events)
         if update.damaged_rows:
             self._note(f"{self.run_dir.name}: {update.damaged_rows} damaged row(s) of metrics.csv left out")
         if update.checkpoint is not None:
@@ -109,11 +139,37 @@ class RunFollower(QObject):
                 return
         self._show_holder()
 
+    def _show_speed(self) -> None:
+        """steps/s (and audio seconds per second) from the rows' own training clock."""
+        store = self.store
+        rate = steps_per_second(store.steps.view(), store.elapsed.view())
+        per_step = store.audio_schedule[-1][1] if store.audio_schedule else math.nan
+        store.set_speed(rate, rate * per_step)
+
     def _new_checkpoint(self, checkpoint: dict) -> None:
+        """Hear the probe through it (Spectrograms, Codebooks, the audition's probe clip) and
+        the audition's other clip too."""
+        if self.probes is not None:
+            self._probe_id = self.probes.probe(PROBE, f"{self.run_dir}:latest", PROBE_SECONDS)
         audition = self.window.panels.get("audition")
         changed = getattr(audition, "model_changed", None)
         if changed is not None:
             changed()
+
+    def _on_probe(self, answer: dict) -> None:
+        if answer.get("id") != self._probe_id or not self.following:
+            return  # asked before a newer checkpoint, or for a run no longer followed
+        if answer.get("error"):
+            self._note(f"{self.run_dir.name}: the probe clip could not be heard through its "
+                       f"checkpoint: {answer['error']}")
+            return
+        step = int(answer["step"])
+        self.probe_step = step
+        if answer.get("file") and self.store.info.get("probe_file") != answer["file"]:
+            self.store.info = {**self.store.info, "probe_file": answer["file"]}  # names the clip
+        self.store.on_probe({key: answer[key] for key in ("step", "sample_rate", "original",
+                                                           "reconstruction", "file")})
+        self.store.on_heavy({"step": step, "codebook": answer.get("codebook") or {}})
 
     def _show_holder(self) -> None:
         self.label.setText(f"following: {self.holder.describe()}")
@@ -150,11 +206,14 @@ class RunFollower(QObject):
     def stop(self) -> None:
         """Stop following (the run's data stay in the store)."""
         self.timer.stop()
+        self.following = False
         if self.worker.follow_sink is self.sink:
             self.worker.follow_sink = None
         if self.sink is not None:
             self.sink.close()
-        self.sink = self.tail = None
+        if self.probes is not None:
+            self.probes.close()
+        self.sink = self.tail = self.probes = self._probe_id = None
         self.label.hide()
 
     def refuses_start(self) -> bool:

@@ -1,5 +1,5 @@
 """Where runs go: the default runs folder (the per-user data folder if writable, else ./runs), a
-fresh folder per new run, and paths as a person reads them."""
+fresh folder per new run, paths as a person reads them, and where a run resumes or stopped."""
 
 from __future__ import annotations
 
@@ -55,3 +55,14 @@ def resume_step(run_dir: Path) -> int | None:
     path = latest_checkpoint(RunFolder(run_dir).checkpoint_dir)
     found = re.fullmatch(r"step-(\d+)\.pt", path.name) if path is not None else None
     return int(found.group(1)) if found else None
+
+
+def stopped_where(run_dir: Path, step: int) -> str:
+    """Where training of ``run_dir`` stopped and its last checkpoint (one line)."""
+    from vqstudio.train.runfolder import RunFolder
+
+    saved = [e for e in RunFolder(run_dir).read_events() if e.get("kind") == "checkpoint"]
+    if not saved:
+        return f"stopped at step {step}, but no checkpoint was saved in {run_dir}"
+    last = saved[-1]
+    return f"stopped at step {last['step']}; checkpoint saved in {run_dir / 'checkpoints' / last['file']}"

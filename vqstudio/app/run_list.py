@@ -3,24 +3,22 @@ comparison, each with a colour and a "show on curves" flag; forks know their par
 
 The first entry is always the window's own :class:`~vqstudio.app.store.RunStore` (the *current*
 run, whatever it is training or showing); :meth:`RunList.add` opens another run folder into a
-store of its own. Reading a folder (``metrics.csv`` can hold 100k rows) happens in a plain
-Python thread, one folder at a time (:func:`~vqstudio.experiments.run_history.read_history`); the finished history
-comes back through a queued signal and is put into the store in the GUI thread, which is cheap
-(numpy columns). Everything public here is for the GUI thread.
+store of its own. Reading a folder (``metrics.csv`` can hold 100k rows) happens off the GUI
+thread, one folder at a time (``history_reader.py``, shared with the window's Open run); the
+finished history is put into the store in the GUI thread, which is cheap (numpy columns).
+Everything public here is for the GUI thread.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from vqstudio.app import theme
+from vqstudio.app.history_reader import HistoryReader
 from vqstudio.app.store import RunStore
-from vqstudio.errors import UserError
-from vqstudio.experiments.run_history import RunHistory, read_history
 
 CURRENT = "current"  # the key of the window's own run
 
@@ -55,17 +53,14 @@ class RunList(QObject):
 
     changed = Signal()  # an entry came, went, finished loading, or changed colour or flag
     notice = Signal(str)  # a readable line for the window's notice bar
-    _loaded = Signal(str, object)  # (key, RunHistory or error text), from a loading thread
 
-    def __init__(self, current: RunStore, parent: QObject | None = None):
+    def __init__(self, current: RunStore, parent: QObject | None = None,
+                 reader: HistoryReader | None = None):
         super().__init__(parent)
         self.entries: list[RunEntry] = [RunEntry(CURRENT, current, theme.curve_color(0))]
-        self._threads: dict[str, threading.Thread] = {}
-        # Folders are read one at a time: several reading threads at once starve the GUI thread
-        # of the interpreter lock (measured: a 1 s freeze adding four runs, 0.1 s one by one).
-        self._waiting: list[tuple[str, Path]] = []
+        self.reader = reader if reader is not None else HistoryReader(self)
         self._current_dir: Path | None = current.run_dir
-        self._loaded.connect(self._on_loaded)
+        self.reader.loaded.connect(self._on_loaded)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -132,8 +127,7 @@ class RunList(QObject):
         store.run_dir = folder
         entry = RunEntry(key, store, self._free_colour(), loading=True)
         self.entries.append(entry)
-        self._waiting.append((key, folder))
-        self._read_next()
+        self.reader.read(key, folder)
         self.changed.emit()
         return key
 
@@ -142,6 +136,7 @@ class RunList(QObject):
         entry = self.entry(key)
         if entry is None or key == CURRENT:
             return
+        self.reader.cancel(key)
         self.entries.remove(entry)
         self.changed.emit()
 
@@ -167,39 +162,14 @@ class RunList(QObject):
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """Join the loading thread (closing, tests; folders still waiting are not read); True if
         none is left running."""
-        self._waiting.clear()
-        for thread in list(self._threads.values()):
-            thread.join(timeout)
-        return not any(t.is_alive() for t in self._threads.values())
+        return self.reader.wait(timeout)
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _read_next(self) -> None:
-        if self._threads or not self._waiting:
-            return
-        key, folder = self._waiting.pop(0)
-        thread = threading.Thread(target=self._read, args=(key, folder), name=f"read-run-{folder.name}",
-                                  daemon=True)
-        self._threads[key] = thread
-        thread.start()
-
-    def _read(self, key: str, folder: Path) -> None:
-        try:
-            result: RunHistory | str = read_history(folder)
-        except UserError as exc:
-            result = str(exc)
-        except Exception as exc:  # a bug must not leave the entry loading for ever
-            result = f"{folder.name} could not be read: {type(exc).__name__}: {exc}"
-        self._loaded.emit(key, result)
-
     def _on_loaded(self, key: str, result: object) -> None:
-        thread = self._threads.pop(key, None)
-        if thread is not None:
-            thread.join()
-        self._read_next()
         entry = self.entry(key)
-        if entry is None:
-            return  # removed while it was loading
+        if entry is None or not entry.loading or key == CURRENT:
+            return  # removed while it was loading, or another reader's key
         if isinstance(result, str):
             self.entries.remove(entry)
             self.notice.emit(result)
@@ -232,8 +202,8 @@ def _resolved(path: str | Path) -> str:
 
 def link_runs(window) -> RunList:
     """The window's Runs list, around its store: handed to every panel that takes one
-    (``set_runs``: the Runs, Losses and Compare panels), its notices to the notice bar."""
-    runs = RunList(window.store, window)
+    (``set_runs``: the Runs, Losses, Compare and Audition panels), its notices to the notice bar."""
+    runs = RunList(window.store, window, window.history_reader)
     runs.notice.connect(window.show_notice)
     for panel in window.panels.values():
         if hasattr(panel, "set_runs"):

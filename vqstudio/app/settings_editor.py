@@ -141,13 +141,15 @@ class SettingsEditor(QWidget):
             self._rebuild_weights(self._base.with_overrides(structure), keep=True)
             read = self._read()
             changes = {key: value for key, value, changed in read if changed}
+        inline = None  # the line under the refused field
         try:
             self._config, self._message, culprit = self._base.with_overrides(changes), "", None
         except ConfigError as exc:
             self._config, self._message = None, str(exc)
             culprit = self._culprit(exc.problem, changes)
+            inline = field_message(exc.problem, exc.fix, culprit) if culprit else None
         for key, value, changed in read:
-            self.rows[key].show_state(changed, self._message if key == culprit else None)
+            self.rows[key].show_state(changed, inline if key == culprit else None)
         self._show_summary(changes, culprit)
         self.changed.emit()
 
@@ -168,7 +170,7 @@ class SettingsEditor(QWidget):
             bad = culprit is not None and culprit.startswith(section + ".")
             self.tabs.setTabText(index, section + (f" ({count})" if count else "") + (" ⚠" if bad else ""))
         if self._message:
-            self.summary.setText(self._message)
+            self.summary.setText(_without_source(self._message))
             self.summary.setStyleSheet(f"color: {theme.ERROR};")
         elif changes:
             self.summary.setText(f"{len(changes)} changed from the {self.reference_name}: "
@@ -253,3 +255,25 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return float(a) == float(b)
     return a == b
+
+
+def _without_source(text: str) -> str:
+    """A configuration message without the ``override: `` the command line starts it with."""
+    return text.split(": ", 1)[1] if text.startswith("override: ") else text
+
+
+def field_message(problem: str, fix: str | None, key: str) -> str:
+    """What is wrong with the field ``key``, for the line under it: the configuration's message
+    without the command line's ``override:`` and without the field's own name (the row shows it):
+    "7 does not match the encoder ... — set model.hop = 240 ...", "Must be within (0, 1) — ..."."""
+    text = _without_source(problem)
+    section, name = key.split(".", 1)
+    for form in (key, f"[{section}] {name}"):
+        if text.startswith(form + " = "):
+            text = text[len(form) + 3:]
+            break
+        if text.startswith(form + " "):
+            text = text[len(form) + 1:]
+            text = text[:1].upper() + text[1:]
+            break
+    return f"{text} — {fix}" if fix else text

@@ -5,6 +5,8 @@ run trains, and an inline message when the configuration refuses the value."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +38,8 @@ class SettingRow:
         self.input = self._make_input(text, on_change, parent)
         self.input.setToolTip(self.label.toolTip())
         self.widget = self._with_browse(parent) if field.kind == "path" else self.input
+        if isinstance(self.input, QLineEdit):
+            self.input.setPlaceholderText(self.empty_means())
         self.reference = QLabel()
         self.reference.setStyleSheet(f"color: {theme.TEXT_DIM};")
         self.set_reference(reference)
@@ -73,8 +77,14 @@ class SettingRow:
     def set_reference(self, text: str) -> None:
         self.reference_text = text
         shown = text if len(text) <= 40 else text[:37] + "…"
-        self.reference.setText(shown if text else '""')
-        self.reference.setToolTip(text)
+        self.reference.setText(shown if text else self.empty_means())
+        self.reference.setToolTip(text or self.empty_means())
+
+    def empty_means(self) -> str:
+        """How an empty value reads: "(empty: the built-in demo corpus)" where the setting's help
+        says what empty means, else "(empty)"."""
+        found = re.search(r"empty means ([^;.]+)", self.field.help or "")
+        return f"(empty: {found.group(1).strip()})" if found else "(empty)"
 
     # -- how it looks ---------------------------------------------------------------------------
 

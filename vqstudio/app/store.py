@@ -156,6 +156,13 @@ class RunStore(QObject):
             self.grad_shares_step = int(payload["step"])
         self._bump()
 
+    def set_speed(self, steps_per_second: float, audio_seconds_per_second: float) -> None:
+        """The speed read-outs, for a run whose speed is not reported by a worker (a follower
+        takes it from the rows)."""
+        self.steps_per_second = float(steps_per_second)
+        self.audio_seconds_per_second = float(audio_seconds_per_second)
+        self._bump()
+
     def on_probe(self, payload: dict) -> None:
         self.probe = dict(payload)
         self._bump()

@@ -83,21 +83,15 @@ class TrainingLoop:
         emit("started", {**trainer_info(trainer), "probe_file": self.probe_file})
 
     def _probe_clip(self, seconds: float) -> np.ndarray | None:
-        """A fixed few seconds of the first validation file (see TrainingData.probe_source)."""
-        from vqstudio.audio.io import read_audio
-
-        source = self.t.data.probe_source()
-        if source is None:
-            return None
-        info, (start, stop) = source
-        seconds = min(seconds, (stop - start) / info.sample_rate)
+        """A fixed few seconds of the first validation file (see TrainingData.probe_clip)."""
         try:
-            wave = read_audio(info.path, self.t.config.model.sample_rate,
-                              start=start / info.sample_rate, duration=seconds)
+            probe = self.t.data.probe_clip(seconds)
         except UserError as exc:
             self.emit("error", f"No probe clip: {exc}")
             return None
-        self.probe_file = str(info.path)
+        if probe is None:
+            return None
+        wave, self.probe_file = probe
         return wave
 
     # -- the loop -------------------------------------------------------------------------------

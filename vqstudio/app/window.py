@@ -3,7 +3,8 @@ bar, redraw timer, and what Start does next (a new run, resuming the one opened,
 another process trains it and the window follows). It owns the :class:`TrainingWorker` (the only
 way to the model) and the :class:`RunStore` (what the panels draw): the store takes the worker's
 signals as they come, a ~30 Hz timer asks each panel to ``refresh()``. Its parts: ``dock_layout``,
-``menus``, ``recent_runs``, ``run_folders``, ``run_list``, ``follow``, ``status_bar``. Closing (or
+``menus``, ``recent_runs``, ``run_folders``, ``run_list``, ``run_opening`` (a run's history read in
+the background), ``follow``, ``status_bar``. Closing (or
 Quit, or a stop signal: see ``main``) stops training at the end of its step and saves a checkpoint.
 """
 
@@ -21,12 +22,14 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QWidget
 
 from vqstudio.app import dock_layout
 from vqstudio.app.follow import RunFollower
+from vqstudio.app.history_reader import HistoryReader
 from vqstudio.app.menus import build_menus
 from vqstudio.app.notices import NoticeBar
 from vqstudio.app.dropped_files import dropped_audio
 from vqstudio.app.recent_runs import RecentRuns
 from vqstudio.app.run_list import link_runs
-from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path, resume_step
+from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path, stopped_where
+from vqstudio.app.run_opening import RunOpening, opened_message
 from vqstudio.app.status_bar import add_readouts, show_run
 from vqstudio.app.panels import PanelSpec
 from vqstudio.app.store import RunStore
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.panels, self.docks = dock_layout.build_docks(self, self._make_panel)
         self._link_panels()
+        self.history_reader = HistoryReader(self)  # run folders read off the GUI thread
         self.runs = link_runs(self)  # the runs compared beside this one (run_list.py)
         build_menus(self)
         self.addToolBarBreak()
@@ -78,6 +82,7 @@ class MainWindow(QMainWindow):
         self.notice_label = self.notice_bar.label
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.notice_bar)
         self.status_labels = add_readouts(self.statusBar())
+        self.opening = RunOpening(self, self.history_reader)  # Open run's reading and progress
         self.follower = RunFollower(self)  # a run another process trains is followed (follow.py)
         self._needs_proportions = dock_layout.restore_layout(self, self.settings)
 
@@ -152,6 +157,7 @@ class MainWindow(QMainWindow):
             self.open_run(Path(run_dir))
             return
         self.follower.stop()
+        self.opening.cancel()
         self._config, self._run_dir, self._resume = config, Path(run_dir) if run_dir else None, False
         self.store.preview(config, self._run_dir)
         where = self._run_dir or self.runs_root / f"{config.preset or 'custom'}-<time>"
@@ -164,28 +170,28 @@ class MainWindow(QMainWindow):
         )
 
     def open_run(self, run_dir: str | Path) -> bool:
-        """Show a run's curves from its folder; Start resumes it from its latest checkpoint."""
+        """Show a run's curves from its folder, read in the background (``run_opening.py``: the
+        window stays responsive, the status bar shows progress); Start resumes it from its latest
+        checkpoint. False, with a notice, if its configuration does not load."""
         run_dir = Path(run_dir)
-        if self.worker.is_running:
-            self.worker.stop(save=True)
         try:
-            if not self.follower.open(run_dir):  # another process trains it: follow it (follow.py)
-                self.store.load_run(RunFolder(run_dir))
             config = RunFolder(run_dir).load_config()
         except UserError as exc:
-            self.follower.stop()
             self.show_notice(str(exc))
             return False
+        if self.worker.is_running:
+            self.worker.stop(save=True)
         self._config, self._run_dir, self._resume = config, run_dir, True
+        if not self.follower.open(run_dir):  # another process trains it: follow it (follow.py)
+            self.opening.read(run_dir, self._opened)
         self.recent.remember(run_dir)
         self._set_title()
-        self.statusBar().showMessage(
-            f"Following {pretty_path(run_dir)} from step {self.store.current_step}" if self.follower.active else
-            f"Opened {pretty_path(run_dir)}: curves to step {self.store.current_step}; Start (Space) "
-            + (f"resumes from its checkpoint at step {step}" if (step := resume_step(run_dir)) is not None
-               else "trains it (it has no checkpoint yet)"))
         self._update_actions()
         return True
+
+    def _opened(self, history) -> None:
+        self.store.load_history(history)
+        self.statusBar().showMessage(opened_message(history.path, self.store.current_step))
 
     def _set_title(self) -> None:
         name = self._run_dir.name if self._run_dir else "new run"
@@ -199,6 +205,9 @@ class MainWindow(QMainWindow):
         if self.worker.is_running:
             return
         if self.follower.refuses_start():  # followed: trained elsewhere
+            return
+        if self.opening.busy:  # it resumes the run opening: once its rows are in the store
+            self.opening.when_open(self.start_training)
             return
         if self._config is None:
             self.set_new_run(load_preset(DEFAULT_PRESET))
@@ -254,11 +263,7 @@ class MainWindow(QMainWindow):
         """After closing: where training stopped and its last checkpoint (one line)."""
         if self._run_dir is None or not self._trained:
             return "nothing was training; closed"
-        saved = [e for e in RunFolder(self._run_dir).read_events() if e.get("kind") == "checkpoint"]
-        if not saved:
-            return f"stopped at step {self.store.current_step}, but no checkpoint was saved in {self._run_dir}"
-        last = saved[-1]
-        return f"stopped at step {last['step']}; checkpoint saved in {self._run_dir / 'checkpoints' / last['file']}"
+        return stopped_where(self._run_dir, self.store.current_step)
 
     def new_run_dialog(self) -> None:
         from vqstudio.app.dialogs import NewRunDialog
@@ -385,6 +390,8 @@ class MainWindow(QMainWindow):
         self.closing.emit()
         dock_layout.save_layout(self, self.settings)
         self.follower.stop()
+        self.opening.cancel()
+        self.history_reader.wait(10.0)
         if self.worker.is_running:
             self.statusBar().showMessage("Saving a checkpoint…")
             if not self.worker.stop(save=True):

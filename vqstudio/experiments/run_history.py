@@ -19,7 +19,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from vqstudio.train.runfolder import CONFIG_FILE, METRICS_FILE, RunFolder
 READ_BLOCK = 1 << 18  # bytes of metrics.csv read per call
 PARSE_BLOCK = 2000  # metrics.csv lines parsed per C call (a few ms each)
 MAX_FORK_DEPTH = 8  # parents followed for the audio-seconds schedule
+
+Progress = Callable[[float], None]  # called with the share of metrics.csv read and parsed, 0..1
 
 
 @dataclass
@@ -84,8 +86,10 @@ def audio_seconds(steps: np.ndarray, schedule: list[tuple[float, float]]) -> np.
     return out
 
 
-def read_history(path: str | Path) -> RunHistory:
-    """The history of the run folder ``path``; a :class:`UserError` only when it holds no run."""
+def read_history(path: str | Path, progress: Progress | None = None) -> RunHistory:
+    """The history of the run folder ``path``; a :class:`UserError` only when it holds no run.
+    ``progress(share)`` is called as ``metrics.csv`` is read (up to 0.5 by bytes) and parsed
+    (0.5 to 1 by rows), from the calling thread."""
     run = RunFolder(path)
     if not run.path.is_dir():
         raise UserError(f"{run.path}: no such run folder", "pick a folder that holds config.toml")
@@ -102,7 +106,7 @@ def read_history(path: str | Path) -> RunHistory:
         except UserError as exc:  # e.g. written by an older version with other settings
             notices.append(f"{run.path.name}: its {CONFIG_FILE} does not load here ({exc.problem}); "
                            "curves shown without its settings, so it cannot be resumed or compared")
-    columns, metric_notes = read_metrics_columns(run.metrics_path)
+    columns, metric_notes = read_metrics_columns(run.metrics_path, progress)
     notices += [f"{run.path.name}: {note}" for note in metric_notes]
     events, bad_events = _read_events(run.events_path)
     if bad_events:
@@ -116,18 +120,23 @@ def read_history(path: str | Path) -> RunHistory:
     return history
 
 
-def read_metrics_columns(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+def read_metrics_columns(path: Path, progress: Progress | None = None
+                         ) -> tuple[dict[str, np.ndarray], list[str]]:
     """``metrics.csv`` as float64 columns (empty or unreadable cells NaN) and notes on what was
-    left out: a last line cut mid-row, rows of the wrong width."""
+    left out: a last line cut mid-row, rows of the wrong width. ``progress``: see read_history."""
     if not path.is_file():
         return {}, ["no metrics.csv yet (no step logged)"]
     lines: list[str] = []
+    size, done = max(1, path.stat().st_size), 0
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         while True:  # in pieces: no single call holds the GIL through a whole big file
             block = handle.readlines(READ_BLOCK)
             if not block:
                 break
             lines += block
+            if progress is not None:
+                done += sum(map(len, block))  # characters, near enough to bytes for a share
+                progress(0.5 * min(1.0, done / size))
     notes = []
     if lines and not lines[-1].endswith("\n"):
         if lines[-1].strip() and len(lines) > 1:
@@ -143,11 +152,11 @@ def read_metrics_columns(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     dropped = len(lines) - 1 - len(body)
     if dropped:
         notes.append(f"{dropped} row(s) of metrics.csv do not have its {width} columns (left out)")
-    values = _parse_rows(body, width)
+    values = _parse_rows(body, width, progress)
     return {name: values[:, i].copy() for i, name in enumerate(header)}, notes
 
 
-def _parse_rows(body: list[str], width: int) -> np.ndarray:
+def _parse_rows(body: list[str], width: int, progress: Progress | None = None) -> np.ndarray:
     """``body`` lines (``width`` fields each) as a ``[rows, width]`` array, in blocks of
     :data:`PARSE_BLOCK` lines: one C call over 100k rows would hold the interpreter lock for the
     whole parse and freeze the GUI thread meanwhile; between blocks it is free."""
@@ -155,6 +164,8 @@ def _parse_rows(body: list[str], width: int) -> np.ndarray:
     for start in range(0, len(body), PARSE_BLOCK):
         block = body[start:start + PARSE_BLOCK]
         out[start:start + len(block)] = _parse_block(block, width)
+        if progress is not None:
+            progress(0.5 + 0.5 * (start + len(block)) / len(body))
     return out
 
 

@@ -28,6 +28,7 @@ from vqstudio.train.file_tail import FileTail
 from vqstudio.train.run_lock import STALE_SECONDS, describe_holder, lock_path, read_lock
 from vqstudio.train.runfolder import CHECKPOINT_DIR, EVENTS_FILE, METRICS_FILE
 
+RATE_WINDOW_S = 10.0  # training seconds of rows a follower's steps/s is taken over
 SILENT_SECONDS = 20.0  # no heartbeat for this long (four missed beats): "not heard from"
 
 
@@ -191,6 +192,21 @@ class RunTail:
         self._latest_seen = seen
         return {"step": int(pointer.get("step", 0)), "file": str(pointer["file"]),
                 "path": str(self._latest.parent / str(pointer["file"]))}
+
+
+def steps_per_second(steps: np.ndarray, elapsed: np.ndarray, window_s: float = RATE_WINDOW_S) -> float:
+    """Training speed from the rows themselves: steps per second of the trainer's own clock
+    (``elapsed``, training time) over the last ``window_s`` seconds of it, so it reads the same
+    however late the rows are read; NaN with fewer than two timed rows or no time between them."""
+    steps = np.asarray(steps, dtype=np.float64)[-4096:]  # enough rows for any window; O(1)
+    elapsed = np.asarray(elapsed, dtype=np.float64)[-steps.shape[0]:] if steps.size else steps
+    timed = np.isfinite(elapsed) & np.isfinite(steps)
+    steps, elapsed = steps[timed], elapsed[timed]
+    if steps.shape[0] < 2:
+        return math.nan
+    first = min(int(np.searchsorted(elapsed, elapsed[-1] - window_s, side="left")), steps.shape[0] - 2)
+    span = elapsed[-1] - elapsed[first]
+    return float((steps[-1] - steps[first]) / span) if span > 0 else math.nan
 
 
 def _number(value: Any) -> float:

@@ -81,3 +81,18 @@ class TrainingData:
         if not corpus.files:
             return None
         return corpus.files[0], corpus.spans[0]
+
+    def probe_clip(self, seconds: float):
+        """``(wave [T] float32 at the model's rate, file path)``: the first ``seconds`` of the
+        probe source (:meth:`probe_source`), or None for an empty corpus. The training app and a
+        follower of a run trained elsewhere hear the same clip. A :class:`UserError` if the file
+        cannot be read."""
+        from vqstudio.audio.io import read_audio
+
+        source = self.probe_source()
+        if source is None:
+            return None
+        info, (start, stop) = source
+        seconds = min(seconds, (stop - start) / info.sample_rate)
+        wave = read_audio(info.path, self.sample_rate, start=start / info.sample_rate, duration=seconds)
+        return wave, str(info.path)

@@ -279,10 +279,14 @@ class AuditionPanel(QWidget):
 
     # -- reconstructions ------------------------------------------------------------------------
 
+    def set_runs(self, runs: Any) -> None:
+        """The runs added in the Runs panel are offered as sources 1 and 2."""
+        self.extra.set_runs(runs)
+
     def model_changed(self) -> None:
         """A followed run saved a checkpoint: hear the clip on show through it (and through 1 or
-        2 where they are that run's latest)."""
-        if self.clip is not None:
+        2 where they are that run's latest); the probe is heard through it by the follower."""
+        if self.clip is not None and not self.clip.is_probe:
             self._request_reconstruction()
         self.extra.checkpoints_changed()
 

@@ -113,6 +113,17 @@ class ExtraSources(QWidget):
 
     # -- what the panel tells it ----------------------------------------------------------------
 
+    def set_runs(self, runs: Any) -> None:
+        """The window's Runs list (``run_list.RunList``): every run added there is offered as 1
+        and 2 too, as soon as it is added."""
+        runs.changed.connect(lambda: self._offer(runs))
+        self._offer(runs)
+
+    def _offer(self, runs: Any) -> None:
+        paths = [str(entry.path) for entry in runs.entries if entry.path is not None]
+        for chooser in self.choosers.values():
+            chooser.add_runs(paths)
+
     def set_run(self, run_dir: str | None) -> None:
         """The run open in the window: listed first in both choosers."""
         self.run_dir = str(run_dir) if run_dir else None

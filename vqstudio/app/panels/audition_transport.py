@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QPushButton, QSizePolicy, QWidget
 
@@ -70,8 +70,42 @@ def button_style(colour: str) -> str:
     )
 
 
-def _button(text: str, tip: str, colour: str = theme.ACCENT) -> QPushButton:
-    button = QPushButton(text)
+class SourceButton(QPushButton):
+    """A source's button whose label may grow ("1  base:400 2/4 levels") without widening the
+    panel, which moved the dock splitter by ~20 px each time under Xvfb: its least width is set
+    once, from the letter alone, it asks for the whole label's width, and a label longer than
+    the room it gets is elided. :attr:`label` is the whole label."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.label = text
+
+    def set_label(self, text: str) -> None:
+        self.label = text
+        self.setText(text)
+        self._fit()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint, metrics = super().sizeHint(), self.fontMetrics()
+        return QSize(hint.width() + metrics.horizontalAdvance(self.label)
+                     - metrics.horizontalAdvance(self.text()), hint.height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        metrics = self.fontMetrics()
+        padding = super().sizeHint().width() - metrics.horizontalAdvance(self.text())
+        room = self.width() - padding
+        text = (self.label if metrics.horizontalAdvance(self.label) <= room
+                else metrics.elidedText(self.label, Qt.TextElideMode.ElideRight, max(room, 1)) or self.label[:1])
+        if text != self.text():
+            self.setText(text)
+
+
+def _button(text: str, tip: str, colour: str = theme.ACCENT, kind: type = QPushButton) -> QPushButton:
+    button = kind(text)
     button.setToolTip(tip)
     button.setStyleSheet(button_style(colour))
     # Buttons never take focus: Space must reach the panel, not click the last button used.
@@ -99,7 +133,7 @@ class Transport(QWidget):
         self.playhead = -1.0  # seconds, as of the last follow()
         self.gains: dict | None = None  # shown while matching loudness
         self.play_button = _button("▶  Play", "Play / pause (Space or P)")
-        self.source_buttons: dict[str, QPushButton] = {}
+        self.source_buttons: dict[str, SourceButton] = {}
         group = QButtonGroup(self)
         group.setExclusive(True)
         for name, label in ((ORIGINAL, "original"), (RECONSTRUCTION, "reconstruction"),
@@ -107,12 +141,13 @@ class Transport(QWidget):
                             (SECOND, "checkpoint 2"), (DENOISED, "denoised")):
             letter = SOURCE_LETTERS[name]
             button = _button(f"{letter}  {label}", f"Listen to the {label} ({letter}; "
-                             "Tab goes back to the previous one)", SOURCE_COLORS[name])
+                             "Tab goes back to the previous one)", SOURCE_COLORS[name], SourceButton)
             button.setCheckable(True)
             group.addButton(button)
             self.source_buttons[name] = button
             if name in OPTIONAL_SOURCES:
-                button.setText(letter)
+                button.set_label(letter)
+                button.setMinimumWidth(QPushButton.sizeHint(button).width())  # the letter's
                 button.setEnabled(False)
         self.source_buttons[ORIGINAL].setChecked(True)
         self.loop_box = QCheckBox("Loop")
@@ -171,7 +206,7 @@ class Transport(QWidget):
         button = self.source_buttons[name]
         button.setEnabled(available)
         letter = SOURCE_LETTERS[name]
-        button.setText(f"{letter}  {tip}" if available and tip else letter)
+        button.set_label(f"{letter}  {tip}" if available and tip else letter)
         button.setToolTip(f"Listen to {tip or 'this source'} ({letter})" if available else
                           "Choose it in the row below first")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-                               QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
+                               QSpinBox, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 
 from vqstudio.app.panels.diagnosis_job import Job, diagnose_checkpoint, latest_step
 from vqstudio.app.panels.diagnosis_verify import VerifyRow, verification_html
@@ -85,8 +85,15 @@ class DiagnosisPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
-        layout.addWidget(self.findings, 1)
-        layout.addWidget(self.details, 2)
+        # The list beside the details, not above them: under the curves the dock is low, and
+        # stacked the list showed about two findings at 1600 x 1000.
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.findings)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setChildrenCollapsible(False)
+        layout.addWidget(split, 1)
         layout.addLayout(actions)
         layout.addWidget(self.verify_row)  # a row of its own: the dock beside Compare stays narrow
         self._update_actions()

@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTreeWidget,
@@ -49,6 +50,11 @@ class RunsPanel(QWidget):
         self.tree.setColumnCount(3)
         self.tree.setHeaderLabels(["run", "step", "notes"])
         self.tree.setRootIsDecorated(False)
+        header = self.tree.header()  # the name takes what step and notes leave (they stay whole)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setIndentation(18)
         self.tree.setToolTip("Tick a run to show its curves in the Losses panel; forks are listed "
                              "under the run they were forked from")
