@@ -82,6 +82,11 @@ def test_control_column_and_the_change_beyond_the_extra_steps():
     marks = {key: m for key, _label, _values, m in v.figure_rows()}
     assert marks["mel_distance"] == {"after": "better", "control": "better", "change": "worse"}
     assert marks["pause_floor_dbfs"]["change"] == "better"
+    # a wobble is not a verdict: the control's comb 0.4 dB under the fork's, SI-SDR 0.3 dB from it
+    v.figures["control"].update(comb_db=29.6, si_sdr_db=-22.3)
+    marks = {key: m for key, _label, _values, m in v.figure_rows()}
+    assert marks["comb_db"]["change"] == "" and marks["si_sdr_db"]["change"] == ""
+    assert marks["comb_db"]["control"] == "" and marks["si_sdr_db"]["control"] == "worse"
     text = format_text(v)
     assert "control: r-verify-control (no change) at step 800" in text
     assert "the change beyond the extra steps (control -> after): gone" in text

@@ -26,6 +26,9 @@ from vqstudio.diagnose.findings import Diagnosis, Finding, Remedy
 # (key, label, lower is better)
 FIGURES = (("mel_distance", "mel distance", True), ("si_sdr_db", "SI-SDR dB", False),
            ("pause_floor_dbfs", "floor in pauses dBFS", True), ("comb_db", "frame-rate comb dB", True))
+# A move smaller than this is not called better or worse: the figures of one model wobble this
+# much between neighbouring steps on a few clips (mel distance: a share of its value; the rest dB).
+SAME_WITHIN = {"mel_distance": 0.01, "si_sdr_db": 0.5, "pause_floor_dbfs": 1.0, "comb_db": 1.0}
 VERDICTS = ("gone", "better", "still", "worse", "new")
 
 
@@ -81,9 +84,13 @@ def figures(diagnosis: Diagnosis, hop: int) -> dict[str, float]:
 
 
 def figure_verdict(key: str, base: float, other: float) -> str:
-    """"better" / "worse" of ``other`` against ``base`` for figure ``key`` ("" when equal or n/a)."""
+    """"better" / "worse" of ``other`` against ``base`` for figure ``key`` ("" when n/a or within
+    :data:`SAME_WITHIN` of each other)."""
     lower = next(lo for k, _, lo in FIGURES if k == key)
-    if not (math.isfinite(base) and math.isfinite(other)) or base == other:
+    if not (math.isfinite(base) and math.isfinite(other)):
+        return ""
+    within = SAME_WITHIN[key] * (abs(base) if key == "mel_distance" else 1.0)
+    if abs(other - base) < within:
         return ""
     return "better" if (other < base) == lower else "worse"
 
