@@ -118,6 +118,10 @@ def pick(panel, want) -> Finding:
     return panel.diagnosis.findings[row]
 
 
+def kept_name(row) -> str:
+    return Path(row.progress.folder).name
+
+
 def test_fork_with_this_fix_opens_the_fork_dialog_with_the_remedy_and_forks(qtbot, window, tmp_path, trained):
     run = trained[0]
     panel = diagnosed(qtbot, window)
@@ -160,6 +164,8 @@ def test_verify_shows_progress_cancels_keeping_the_fork_then_verifies_with_a_con
     assert row.running and not panel.verify_button.isEnabled() and not row.bar.isHidden()
     qtbot.waitUntil(refreshed(panel, lambda: row.progress.step >= 2), timeout=WAIT_MS)
     assert row.bar.maximum() == 5000 and row.bar.value() >= 2
+    assert row.bar.text().startswith("fork ") and row.bar.text().endswith("/5000")
+    assert f"training the fork ({kept_name(row)})" in row.bar.toolTip()
     qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(refreshed(panel, lambda: not row.running), timeout=WAIT_MS)
     kept = Path(row.progress.folder)

@@ -107,8 +107,8 @@ class VerifyRow(QWidget):
                 self.bar.setValue(progress.step)
             else:
                 self.bar.setRange(0, 0)  # busy: forking or diagnosing
-            self.bar.setFormat(f"{progress.step}/{progress.steps}")
-            self.bar.setToolTip(progress.text())
+            self.bar.setFormat(f"{'control' if 'control' in progress.phase else 'fork'} %v/%m")
+            self.bar.setToolTip(progress.text())  # "training the fork (NAME): step 40 of 200"
             return None
         job, self.job = self.job, None
         job.join()
