@@ -171,6 +171,8 @@ def test_app_follows_steers_listens_and_notices_the_trainer_dying(qtbot, window,
     assert not window.start_action.isEnabled()
     assert f"pid {proc.pid}" in window.follower.label.text()
     assert window.status_labels["state"].text() == "following"
+    window.redraw()
+    assert window.status_labels["device"].text() == "cpu"  # from the trainer's start event
     start = window.store.current_step
     qtbot.waitUntil(lambda: window.store.current_step >= start + 5, timeout=WAIT_MS)  # curves grow
     steps = window.store.steps.view()

@@ -100,6 +100,11 @@ class RunFollower(QObject):
         if not self.following or history.path != self.run_dir:
             return  # stopped following meanwhile
         self.store.load_history(history)
+        started = [e for e in history.events if e.get("kind") == "start" and e.get("device")]
+        if started:  # where the trainer trains, for the status bar's device read-out
+            world = started[-1].get("world") or 1
+            device = str(started[-1]["device"]) + (f" x {world}" if world > 1 else "")
+            self.store.info = {**self.store.info, "device": device}
         for note in history.notices:
             self._note(note)
         steps = history.columns.get("step")

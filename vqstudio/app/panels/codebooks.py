@@ -119,6 +119,7 @@ class CodebookPanel(QWidget):
             plot.setLabel("left", label)
             plot.getAxis("left").setToolTip(tip)
             plot.setYRange(0.0, 1.0, padding=0.02)
+            plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], []])  # never crowded
             plot.enableAutoRange(y=False)
             plot.setMouseEnabled(y=False)
             plot.setLabel("bottom", "step")
@@ -293,6 +294,9 @@ class CodebookPanel(QWidget):
             top = nice_ceiling(max(float(heights.max(initial=0.0)), 2.0 / heights.shape[0]))
             if plot.vb.viewRange()[1][1] != top:
                 plot.setYRange(0.0, top, padding=0.0)
+                # Two labels, 0 and the top: a small multiple is ~60 px tall, and the axis's own
+                # choice (0.05 apart) overlapped there.
+                plot.getAxis("left").setTicks([[(0.0, "0"), (top, f"{top:g}")], []])
             # Two short lines: one line of three figures is cut off in a small multiple.
             first = f"L{level + 1}"
             if entropy is not None and level < entropy.shape[0]:

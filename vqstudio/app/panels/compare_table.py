@@ -82,8 +82,14 @@ class ComparePanel(QWidget):
         self.runner.finished.connect(self._on_finished)
 
         self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("clips to measure on (a folder or manifest)")
+        self.data_edit.setPlaceholderText("clips: a folder or manifest")
+        self.data_edit.setToolTip("The clips every checkpoint is measured on: a folder of audio "
+                                  "files or a manifest")
+        # Never narrower than what it asks for (it was cut to "clips to mea…" beside the buttons).
+        self.data_edit.setMinimumWidth(
+            self.data_edit.fontMetrics().horizontalAdvance(self.data_edit.placeholderText()) + 16)
         browse = QPushButton("…")
+        browse.setMaximumWidth(browse.fontMetrics().horizontalAdvance("…") + 24)
         browse.setToolTip("Choose the folder of clips every checkpoint is measured on")
         browse.clicked.connect(self._browse)
         self.denoised = QCheckBox("+ denoised")
@@ -99,7 +105,7 @@ class ComparePanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(160)
+        self.progress.setMaximumWidth(100)
         self.progress.setFormat("%v/%m")
         self.status = QLabel("Tick runs in the Runs panel, choose their checkpoints, press Measure")
         # One line, no wrap: a wrapped label's height would follow the dock's width.
