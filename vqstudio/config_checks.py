@@ -84,6 +84,9 @@ def check_config(config, source: str = "configuration") -> None:
         bad("loss.mel_bins must have one entry per loss.mel_scales entry", "make the lists equal")
     if not (len(l.mrstft_fft_sizes) == len(l.mrstft_hops) == len(l.mrstft_win_lengths)):
         bad("loss.mrstft_fft_sizes, _hops and _win_lengths differ in length", "make them equal")
+    if not (isinstance(l.complex_stft_power, (int, float)) and 0 < l.complex_stft_power <= 1):
+        bad(f"loss.complex_stft_power = {l.complex_stft_power} must be in (0, 1]",
+            "use e.g. 0.3 (quiet bins weigh more) .. 1 (the plain complex spectrum)")
     known = set(l.term_names())
     for name, weight in l.weights.items():
         if name not in known:

@@ -81,6 +81,7 @@ class LossConfig:
     mrstft_fft_sizes: list[int] = field(default_factory=lambda: [512, 1024, 2048])
     mrstft_hops: list[int] = field(default_factory=lambda: [128, 256, 512])
     mrstft_win_lengths: list[int] = field(default_factory=lambda: [512, 1024, 2048])
+    complex_stft_power: float = 0.3  # complex_stft compresses each bin's magnitude to |X|^power, 0 < power <= 1
     adversarial: bool = False
     discriminator_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
     discriminator_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])

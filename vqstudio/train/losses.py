@@ -33,6 +33,7 @@ from vqstudio.audio.spectral import TANH_SATURATION, MelSpectrogram, StftParams,
 from vqstudio.config import Config
 from vqstudio.errors import ConfigError
 from vqstudio.train.complex_spectrum_loss import CompressedComplexLoss
+from vqstudio.train.spectrum_terms import spectrum_terms
 from vqstudio.train.discriminators import (
     Discriminators,
     discriminator_adversarial_loss,
@@ -40,7 +41,6 @@ from vqstudio.train.discriminators import (
     generator_adversarial_loss,
 )
 
-MRSTFT_EPS = 1e-8  # floor on the squared magnitude, as auraloss: |X| >= 1e-4
 
 
 class SharedSpectra:
@@ -89,14 +89,11 @@ class MultiResolutionStftLoss(nn.Module):
     def forward(
         self, fake: torch.Tensor, real: torch.Tensor, spectra: SharedSpectra | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, 1, T]`` x 2 -> (spectral convergence, log magnitude), means over resolutions."""
+        """``[B, 1, T]`` x 2 -> (spectral convergence, log magnitude), means over resolutions
+        (computed by :func:`~vqstudio.train.spectrum_terms.spectrum_terms`)."""
         spectra = spectra or SharedSpectra(fake, real)
-        sc, logmag = [], []
-        for stft in self.resolutions:
-            x, y = (_magnitude(spec) for spec in spectra.get(stft))
-            sc.append(torch.linalg.vector_norm(y - x) / torch.linalg.vector_norm(y))
-            logmag.append((x.log() - y.log()).abs().mean())
-        return torch.stack(sc).mean(), torch.stack(logmag).mean()
+        sc, logmag, _ = spectrum_terms([spectra.get(s) for s in self.resolutions], 1.0, complex_stft=False)
+        return sc, logmag
 
 
 class MelLoss(nn.Module):
@@ -160,7 +157,7 @@ class LossSuite(nn.Module):
             loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths
         )
         self.complex_stft = CompressedComplexLoss(
-            loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths
+            loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths, loss.complex_stft_power
         )
         self.discriminators = (
             Discriminators(loss.discriminator_periods, loss.discriminator_fft_sizes)
@@ -202,12 +199,16 @@ class LossSuite(nn.Module):
                 terms[name], real_mel = mel_loss(fake32, real32, spectra)
                 saturated.append((torch.tanh(real_mel).abs() > TANH_SATURATION).float().mean())
             parts = {}
-            if "mrstft" not in skip:
-                sc, logmag = self.mrstft(fake32, real32, spectra)
-                terms["mrstft"] = sc + logmag
-                parts = {"mrstft/sc": sc.detach(), "mrstft/logmag": logmag.detach()}
-            if "complex_stft" not in skip:
-                terms["complex_stft"] = self.complex_stft(fake32, real32, spectra)
+            want_mrstft, want_complex = "mrstft" not in skip, "complex_stft" not in skip
+            if want_mrstft or want_complex:  # one pass over the shared spectra for both terms
+                pairs = [spectra.get(stft) for stft in self.mrstft.resolutions]
+                sc, logmag, complex_value = spectrum_terms(
+                    pairs, self.complex_stft.power, mrstft=want_mrstft, complex_stft=want_complex)
+                if want_mrstft:
+                    terms["mrstft"] = sc + logmag
+                    parts = {"mrstft/sc": sc.detach(), "mrstft/logmag": logmag.detach()}
+                if want_complex:
+                    terms["complex_stft"] = complex_value
             terms.update(parts)
         if self.discriminators is not None and not {"adversarial", "feature_matching"} <= set(skip):
             with _frozen(self.discriminators):
@@ -268,10 +269,6 @@ class LossSuite(nn.Module):
                 f"(need at least {self.min_samples})",
                 "lengthen data.segment_seconds or use smaller loss.mel_scales / mrstft_fft_sizes",
             )
-
-
-def _magnitude(spec: torch.Tensor) -> torch.Tensor:
-    return (spec.real**2 + spec.imag**2).clamp(min=MRSTFT_EPS).sqrt()
 
 
 @contextmanager
