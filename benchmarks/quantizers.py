@@ -2,6 +2,7 @@
 
     python benchmarks/quantizers.py [--steps 400] [--rows kinds,presets] [--eval validation|speech]
                                     [--threads 1] [--dnsmos] [--json OUT] [--report-at 100,200]
+                                    [--row NAME=PRESET;KEY=VALUE;...]
     python benchmarks/quantizers.py --runs RUN[:CKPT] ... [--eval ...] [--dnsmos]
 
 ``--runs`` trains nothing: it measures checkpoints of existing run folders (``vqstudio train``
@@ -38,16 +39,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from vqstudio.audio import distortion, metrics
 from vqstudio.audio.corpus import scan_corpus
-from vqstudio.audio.io import read_audio
 from vqstudio.config import DEMO_DIR, load_preset
 from vqstudio.experiments.checkpoint_ref import resolve_ref
-from vqstudio.experiments.corpus_eval import load_model
-from vqstudio.model.inference import reconstruct
+from vqstudio.experiments.corpus_eval import evaluate_on_corpus, load_model, pick_files
 from vqstudio.train.trainer import Trainer
 
 KIND_ROWS = {
@@ -62,10 +59,16 @@ PRESET_ROWS = {"seed-baseline": ("seed-baseline", []), "seed-fixed": ("seed-fixe
 CHUNK = 10  # steps per row before the next row trains
 
 
-def _rows(selection: str) -> dict[str, tuple[str, list[str]]]:
+def _rows(selection: str, extra: list[str] = ()) -> dict[str, tuple[str, list[str]]]:
+    """The named row sets, then each ``--row NAME=PRESET;key=value;...`` (a variant trained
+    interleaved with the others, on the same table)."""
     rows: dict[str, tuple[str, list[str]]] = {}
     for part in selection.split(","):
         rows.update({"kinds": KIND_ROWS, "presets": PRESET_ROWS}[part.strip()])
+    for text in extra:
+        name, _, spec = text.partition("=")
+        preset, *sets = [p.strip() for p in spec.split(";") if p.strip()]
+        rows[name.strip()] = (preset, sets)
     return rows
 
 
@@ -117,15 +120,14 @@ def print_table(rows: dict[str, dict], which: str, dnsmos: bool, steps: int | No
     header = (f"{'row':<25}{'usage per level':<26}{'mel':>7}{'floor':>7}{'(all)':>7}"
               f"{'comb med/max dB':>17}{'at dBFS':>8}{'SI-SDR':>8}{'audio-s/s':>10}"
               + (f"{'BAK':>6}" if dnsmos else ""))
-    if steps is not None:
-        print(f"-- after {steps} steps, on the {which} files")
+    print(f"-- after {steps} steps, on the {which} files" if steps is not None else f"-- on the {which} files")
     print(header)
     results = {}
     for name, entry in rows.items():
         files = evaluation_files(entry["config"], which)
         r = evaluate(entry["model"], entry["config"], files, dnsmos)
         r["audio_seconds_per_second"] = entry["speed"]
-        r["files"] = [Path(f).name for f in files]
+        r["files"] = [Path(f.path).name for f in files]
         results[name] = r
         usage = "/".join(f"{u:.2f}" for u in r["usage"])
         line = (f"{name:<25}{usage:<26}{r['mel']:>7.3f}{r['floor']:>7.1f}{r['floor_all']:>7.1f}"
@@ -136,42 +138,25 @@ def print_table(rows: dict[str, dict], which: str, dnsmos: bool, steps: int | No
     return results
 
 
-def evaluation_files(config, which: str) -> list[str]:
+def evaluation_files(config, which: str) -> list:
     """The validation split the trainer held back (the same split call), or the speech files."""
     corpus = scan_corpus(config.data.path or DEMO_DIR, config.model.sample_rate)
     if which == "speech":
-        return [f.path for f in corpus.files if Path(f.path).name.startswith("speech")]
-    return [f.path for f in corpus.split(config.data.val_fraction, config.data.seed)[1].files]
+        return pick_files(corpus, config, "all", "speech*")
+    return pick_files(corpus, config, "validation")
 
 
-def evaluate(model, config, files: list[str], dnsmos: bool) -> dict[str, float | list[float]]:
-    m = config.model
-    sr = m.sample_rate
-    rows, codes = [], []
-    for path in files:
-        wave = read_audio(path, sr)
-        audio, level_codes = reconstruct(model, wave, with_codes=True)
-        est = np.asarray(audio, dtype=np.float64).reshape(-1)
-        comb = distortion.frame_rate_comb(wave, est, sr, m.hop)
-        row = {
-            "mel": metrics.mel_distance(wave, est, sr),
-            "floor": distortion.silence_floor(wave, est, sr).dbfs,
-            "floor_all": distortion.silence_floor(wave, est, sr, guard_frames=0).dbfs,
-            "comb_median": comb.median_db,
-            "comb_max": comb.max_db,
-            "comb_loudest_dbfs": comb.loudest_dbfs,
-            "si_sdr": metrics.si_sdr_db(wave, est),
-        }
-        if dnsmos:
-            row["bak"] = distortion.dnsmos(est, sr).background
-        rows.append(row)
-        codes.append(level_codes)
-    all_codes = np.concatenate(codes, axis=-1)  # [L, frames]
-    usage = [len(np.unique(level)) / m.codebook_size for level in all_codes]
-    out: dict[str, float | list[float]] = {
-        key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]
-    }
-    out["usage"] = usage
+def evaluate(model, config, files: list, dnsmos: bool) -> dict[str, float | list[float]]:
+    """``vqstudio compare``'s figures (:func:`vqstudio.experiments.corpus_eval.evaluate_on_corpus`)
+    of whole files, under this table's names."""
+    s = evaluate_on_corpus(model, config, files, max_seconds=None, mos=dnsmos)
+    names = {"mel": "mel_distance", "floor": "pause_floor_dbfs", "floor_all": "noise_floor_dbfs",
+             "comb_median": "comb_median_db", "comb_max": "comb_max_db",
+             "comb_loudest_dbfs": "comb_loudest_dbfs", "si_sdr": "si_sdr_db"}
+    if dnsmos:
+        names["bak"] = "dnsmos_background"
+    out: dict[str, float | list[float]] = {k: float(s.get(v, math.nan)) for k, v in names.items()}
+    out["usage"] = s["codebook_usage"]
     return out
 
 
@@ -179,27 +164,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--rows", default="kinds,presets", help="kinds, presets or both")
-    parser.add_argument("--eval", choices=("validation", "speech"), default="validation")
+    parser.add_argument("--eval", default="validation",
+                        help="validation, speech, or both ('validation,speech': one table each)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=None, help="corpus folder (default: the demo corpus)")
     parser.add_argument("--dnsmos", action="store_true", help="add DNSMOS background (speechmos)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--report-at", default="", help="also print the table after these steps")
+    parser.add_argument("--row", action="append", default=[], metavar="NAME=PRESET;KEY=VALUE;...",
+                        help="also train this variant, e.g. 'c0.5=seed-fixed;loss.complex_stft_power=0.5'")
     parser.add_argument("--runs", nargs="+", default=None, metavar="RUN[:CKPT]",
                         help="measure these run folders' checkpoints instead of training rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = _rows(args.rows)
+    rows = _rows(args.rows, args.row)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps per row, "
           f"evaluated on the {args.eval} files", flush=True)
     started = time.perf_counter()
+    sets = [w.strip() for w in args.eval.split(",") if w.strip()]
+    if not sets or any(w not in ("validation", "speech") for w in sets):
+        parser.error(f"--eval {args.eval}: use validation, speech or validation,speech")
+
+    def tables(trained, steps):
+        return {which: print_table(trained, which, args.dnsmos, steps) for which in sets}
+
     if args.runs:
-        results = print_table(from_runs(args.runs), args.eval, args.dnsmos, None)
+        results = tables(from_runs(args.runs), None)
     else:
         at = tuple(int(x) for x in args.report_at.split(",") if x.strip())
-        trained = train_interleaved(rows, args.steps, args.threads, args.data,
-                                    lambda r, done: print_table(r, args.eval, args.dnsmos, done), at)
-        results = print_table(trained, args.eval, args.dnsmos, args.steps)
+        trained = train_interleaved(rows, args.steps, args.threads, args.data, tables, at)
+        results = tables(trained, args.steps)
         for entry in trained.values():
             entry["trainer"].close()
     print(f"{time.perf_counter() - started:.0f} s in all", flush=True)

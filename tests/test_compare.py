@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import one_line_error, run_cli, train_tiny_run
+from helpers import one_line_error, run_cli, run_clis, train_tiny_run
 from vqstudio.experiments.compare import format_table
 
 
@@ -59,3 +59,47 @@ def test_the_table_marks_the_best_of_each_column_the_right_way_round():
     assert fixed[:4] == ["fixed:100", "5.000*", "1.200", "2.500"]  # one PESQ figure marks nothing
     assert base[4] == fixed[4] == "0.500"  # equal entropy: no mark
     assert base[5] == "-3.000" and fixed[5] == "-6.000*"
+
+
+def test_the_background_figures_are_the_distortion_measures_of_the_chosen_clips(trained, tmp_path):
+    """--split/--match pick the clips; the pause floor, the comb and DNSMOS (--mos) are
+    audio/distortion.py's figures of each reconstruction, the same code the benchmark and the
+    diagnosis's verify use."""
+    from vqstudio.audio import distortion
+    from vqstudio.audio.corpus import scan_corpus
+    from vqstudio.audio.io import read_audio
+    from vqstudio.experiments.checkpoint_ref import resolve_ref
+    from vqstudio.experiments.compare import compare
+    from vqstudio.experiments.corpus_eval import load_model
+    from vqstudio.model.inference import reconstruct
+
+    run, corpus = trained
+    ref = resolve_ref(f"{run}:latest")
+    config = ref.config
+    validation = scan_corpus(corpus, config.model.sample_rate).split(config.data.val_fraction,
+                                                                     config.data.seed)[1].files
+    assert len(validation) == 1
+    (entry,) = compare([f"{run}:latest"], corpus, split="validation", mos=True)
+    assert entry["files"] == 1
+    model, _ = load_model(ref)
+    wave = read_audio(validation[0].path, config.model.sample_rate, duration=30.0)
+    recon = reconstruct(model, wave)
+    direct = distortion.distortion_figures(wave, recon, config.model.sample_rate, config.model.hop)
+    for key in ("pause_floor_dbfs", "comb_max_db", "comb_loudest_dbfs"):
+        assert entry[key] == direct[key], key
+    assert entry["dnsmos_background"] == distortion.dnsmos(recon, config.model.sample_rate).background
+    assert 1.0 <= entry["dnsmos_background"] <= 5.0
+    assert all(0 < u <= 1 for u in entry["codebook_usage"])
+
+    out = tmp_path / "matched.json"
+    matched, nothing = run_clis(
+        ["compare", f"{run}:latest", "--data", str(corpus), "--match", "clip1*", "--json", str(out)],
+        ["compare", f"{run}:latest", "--data", str(corpus), "--match", "speech*", "--json", str(tmp_path / "x.json")])
+    assert matched.returncode == 0, matched.stderr
+    heading = matched.stdout.splitlines()[0]
+    assert "pauses dBFS" in heading and "comb dB" in heading and "comb dBFS" in heading
+    assert "DNSMOS" not in heading  # only when asked for
+    assert json.loads(out.read_text())[0]["files"] == 1
+    error = one_line_error(nothing)
+    assert "named like 'speech*'" in error and "--match" in error
+    assert not (tmp_path / "x.json").exists()

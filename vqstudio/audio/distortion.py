@@ -10,6 +10,7 @@ what it rests on:
 - :func:`frame_rate_comb`: how far the reconstruction's spectrum in quiet passages stands out at
   the multiples of the frame rate ``sample_rate / hop`` over the bins around them: a buzz from
   frames that repeat, or jump, at every hop of the inverse STFT.
+- :func:`distortion_figures`: the first two as the plain figures of one clip, for tables.
 - :func:`dnsmos`: Microsoft's DNSMOS P.835 scores (background, signal, overall) of a clip, from
   the ``speechmos`` package (ONNX models in its wheel, offline). A speech model: its figures mean
   little on music, and no conclusion should rest on it alone.
@@ -267,6 +268,32 @@ def frame_rate_comb(
     )
 
 
+# -- the figures of one clip --------------------------------------------------------------------
+
+
+def distortion_figures(reference: Any, estimate: Any, sample_rate: int, hop: int) -> dict[str, float]:
+    """The background figures of one original and its reconstruction, as plain floats (nan where
+    a clip has nothing to measure), for tables that take means over clips (``vqstudio eval`` and
+    ``compare``, ``benchmarks/quantizers.py``, the diagnosis's verify):
+
+    - ``pause_floor_dbfs``: :func:`silence_floor` with the pauses' edge frames left out (the
+      figure with them in is :func:`vqstudio.audio.metrics.noise_floor_dbfs`);
+    - ``comb_max_db``, ``comb_median_db``: :func:`frame_rate_comb`'s loudest and typical harmonic
+      over its neighbours; ``comb_loudest_dbfs`` the loudest harmonic's own level;
+      ``comb_audible_db`` the max over the harmonics louder than :data:`INAUDIBLE_DBFS` (-inf when
+      none is).
+    """
+    floor = silence_floor(reference, estimate, sample_rate)
+    comb = frame_rate_comb(reference, estimate, sample_rate, hop)
+    return {
+        "pause_floor_dbfs": floor.dbfs,
+        "comb_max_db": comb.max_db,
+        "comb_median_db": comb.median_db,
+        "comb_loudest_dbfs": comb.loudest_dbfs,
+        "comb_audible_db": comb.audible_max_db if not comb.reason else math.nan,
+    }
+
+
 # -- DNSMOS -----------------------------------------------------------------------------------
 
 
@@ -287,6 +314,12 @@ def dnsmos_available() -> bool:
     except UserError:
         return False
     return True
+
+
+def require_dnsmos() -> None:
+    """Raise :func:`dnsmos`'s :class:`UserError` (naming the install command) now, before any
+    clip is reconstructed, when speechmos cannot be imported."""
+    _speechmos()
 
 
 def _speechmos():

@@ -77,7 +77,8 @@ def cmd_compare(args) -> int:
     from vqstudio.experiments.compare import compare, format_table
 
     entries = compare(args.refs, args.data, levels=args.levels, max_seconds=args.max_seconds,
-                      device=args.device, denoise=args.denoise,
+                      device=args.device, denoise=args.denoise, mos=args.mos, split=args.split,
+                      match=args.match,
                       on_skip=lambda name, reason: print(f"skipped {name}: {reason}", file=sys.stderr))
     print(format_table(entries))
     if args.json:
@@ -111,6 +112,9 @@ def format_eval_table(summary: dict) -> str:
         ("mel_distance", "mel distance", ""),
         ("mrstft_distance", "MR-STFT distance", ""),
         ("noise_floor_dbfs", "noise floor", "dBFS"),
+        ("pause_floor_dbfs", "floor in pauses", "dBFS"),
+        ("comb_max_db", "frame-rate comb", "dB"),
+        ("comb_loudest_dbfs", "comb level", "dBFS"),
         ("pesq", "PESQ", ""),
         ("stoi", "STOI", ""),
     ):

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vqstudio.audio.distortion import frame_rate_comb, silence_floor
+from vqstudio.audio.distortion import distortion_figures
 from vqstudio.audio.metrics import mel_distance, si_sdr_db
 from vqstudio.diagnose.findings import Diagnosis, Finding, Remedy
 
@@ -69,17 +69,17 @@ class Row:
 
 
 def figures(diagnosis: Diagnosis, hop: int) -> dict[str, float]:
-    """Headline figures over the diagnosed clips (means; floor and comb where measured)."""
+    """Headline figures over the diagnosed clips (means; floor and comb where measured), from
+    :func:`vqstudio.audio.distortion.distortion_figures`, as ``vqstudio compare`` has them."""
     sr, out = diagnosis.sample_rate, {k: [] for k, _, _ in FIGURES}
     for original, recon in diagnosis.audio.values():
         out["mel_distance"].append(mel_distance(original, recon, sr))
         out["si_sdr_db"].append(si_sdr_db(original, recon))
-        floor = silence_floor(original, recon, sr)
-        if math.isfinite(floor.dbfs):
-            out["pause_floor_dbfs"].append(floor.dbfs)
-        comb = frame_rate_comb(original, recon, sr, hop)
-        if math.isfinite(comb.audible_max_db):
-            out["comb_db"].append(comb.audible_max_db)
+        clip = distortion_figures(original, recon, sr, hop)
+        if math.isfinite(clip["pause_floor_dbfs"]):
+            out["pause_floor_dbfs"].append(clip["pause_floor_dbfs"])
+        if math.isfinite(clip["comb_audible_db"]):
+            out["comb_db"].append(clip["comb_audible_db"])
     return {k: float(np.mean(v)) if v else math.nan for k, v in out.items()}
 
 

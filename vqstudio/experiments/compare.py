@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vqstudio.audio.corpus import scan_corpus
+from vqstudio.audio.distortion import require_dnsmos
 from vqstudio.errors import UserError
 from vqstudio.experiments.checkpoint_ref import resolve_ref
-from vqstudio.experiments.corpus_eval import evaluate_on_corpus, load_model
+from vqstudio.experiments.corpus_eval import evaluate_on_corpus, load_model, pick_files
 from vqstudio.experiments.denoise import check_strength
 from vqstudio.experiments.denoise import denoise as denoise_audio
 from vqstudio.experiments.denoise import label as denoise_label
@@ -30,6 +31,10 @@ FIGURES: list[tuple[str, str, int]] = [
     ("mel_distance", "mel", -1),
     ("mrstft_distance", "MR-STFT", -1),
     ("noise_floor_dbfs", "floor dBFS", -1),  # the reconstruction's level in the original's silences
+    ("pause_floor_dbfs", "pauses dBFS", -1),  # the same without the frames at the pauses' edges
+    ("comb_max_db", "comb dB", -1),  # the frame-rate comb: loudest harmonic over its neighbours
+    ("comb_loudest_dbfs", "comb dBFS", -1),  # the loudest harmonic's own level in quiet passages
+    ("dnsmos_background", "DNSMOS BAK", +1),  # with --mos: DNSMOS P.835 background, speech only
     ("pesq", "PESQ", +1),
     ("stoi", "STOI", +1),
     ("codebook_entropy_mean", "entropy", +1),  # mean over levels of entropy / log K
@@ -40,10 +45,14 @@ BAND_PREFIX = "band_error_db/"  # one column per band of band_error_db, lower is
 def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
             max_seconds: float | None = 30.0, device: str = "cpu",
             on_skip: Callable[[str, str], None] | None = None,
-            denoise: float | None = None) -> list[dict[str, Any]]:
+            denoise: float | None = None, mos: bool = False, split: str = "all",
+            match: str | None = None) -> list[dict[str, Any]]:
     """One entry per reference: ``run``, ``checkpoint``, ``step`` and the eval figures; with
     ``denoise`` (a strength, 0..1) each is followed by the same checkpoint's reconstructions
-    through :func:`vqstudio.experiments.denoise.denoise`, marked ``variant: "denoised S"``."""
+    through :func:`vqstudio.experiments.denoise.denoise`, marked ``variant: "denoised S"``.
+    ``mos`` adds DNSMOS background; ``split`` (``validation``: the split the first run's
+    configuration makes of ``data``) and ``match`` (a glob on file names) pick the clips, by
+    :func:`~vqstudio.experiments.corpus_eval.pick_files`."""
     if not refs:
         raise UserError("compare needs at least one run", "name runs as RUN or RUN:STEP|best|latest")
     if denoise is not None:
@@ -51,20 +60,23 @@ def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
     resolved = [resolve_ref(text) for text in refs]
     for ref in resolved:
         check_levels(levels, ref.config.model.rvq_levels, "--levels")
+    if mos:
+        require_dnsmos()
     corpus = scan_corpus(data, resolved[0].config.model.sample_rate)
     for name, reason in corpus.skipped:
         if on_skip is not None:
             on_skip(name, reason)
+    files = pick_files(corpus, resolved[0].config, split, match)
     entries = []
     for ref in resolved:
         model, step = load_model(ref, device)
-        summary = evaluate_on_corpus(model, ref.config, corpus.files, levels=levels,
-                                     max_seconds=max_seconds, device=device)
+        summary = evaluate_on_corpus(model, ref.config, files, levels=levels,
+                                     max_seconds=max_seconds, device=device, mos=mos)
         entries.append({"run": str(ref.run.path), "checkpoint": ref.path.name, "step": step, **summary})
         if denoise is not None:
             post = partial(denoise_audio, strength=denoise)
-            summary = evaluate_on_corpus(model, ref.config, corpus.files, levels=levels,
-                                         max_seconds=max_seconds, device=device, post=post)
+            summary = evaluate_on_corpus(model, ref.config, files, levels=levels,
+                                         max_seconds=max_seconds, device=device, post=post, mos=mos)
             entries.append({"run": str(ref.run.path), "checkpoint": ref.path.name, "step": step,
                             "variant": denoise_label(denoise), **summary})
     return entries
@@ -120,5 +132,5 @@ def format_table(entries: Sequence[dict[str, Any]]) -> str:
             cells.append(text.rjust(width))
         lines.append(name.ljust(first) + "".join(cells))
     lines.append(f"{entries[0]['files']} clip(s) each; * the best in its column (higher is better for "
-                 "SI-SDR, PESQ, STOI and entropy, lower for the others)")
+                 "SI-SDR, DNSMOS, PESQ, STOI and entropy, lower for the others)")
     return "\n".join(lines)
