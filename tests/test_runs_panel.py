@@ -113,7 +113,7 @@ def test_the_overlay_draws_one_curve_per_ticked_run_in_its_colour(qtbot, tmp_pat
         entry = runs.entry(key)
         assert list(overlay.curves) == ["total"]  # the total at first
         item = overlay.curves["total"].item
-        assert item.opts["pen"].color().name() == entry.colour
+        assert item.pen.color().name() == entry.colour
         x, y = item.xData, item.yData  # few rows: drawn as they are
         np.testing.assert_array_equal(x, entry.store.steps.view())
         np.testing.assert_allclose(y, entry.store.curves["total"].view(), rtol=1e-6)
@@ -123,7 +123,7 @@ def test_the_overlay_draws_one_curve_per_ticked_run_in_its_colour(qtbot, tmp_pat
     entry = panel.term_list.findItems("commitment", Qt.MatchFlag.MatchExactly)[0]
     entry.setCheckState(Qt.CheckState.Checked)
     assert panel.overlay.curve_count() == 6
-    assert panel.overlay.runs[keys[0]].curves["commitment"].item.opts["pen"].style() == Qt.PenStyle.DashLine
+    assert panel.overlay.runs[keys[0]].curves["commitment"].item.pen.style() == Qt.PenStyle.DashLine
     runs.set_shown(keys[1], False)
     panel.refresh()
     assert set(panel.overlay.runs) == {CURRENT, keys[0]} and panel.overlay.curve_count() == 4

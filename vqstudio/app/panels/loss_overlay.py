@@ -3,13 +3,15 @@ Runs list, each run in its colour (a second ticked term dashed, a third dotted .
 validation points. One :class:`RunOverlay` per shown run, each with its own smoothed copies in
 envelope pyramids (:mod:`~vqstudio.app.panels.smoothed_curve`) and its own x
 (:class:`~vqstudio.app.panels.x_axis.XAxis`), so five runs of 100k rows draw at the cost of a few
-thousand points each, like one."""
+thousand points each, like one. Their curves are the panel's :class:`~vqstudio.app.panels.
+curve_layer.CurveLayer`'s, above the current run's own (hidden while comparing)."""
 
 from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from vqstudio.app.panels.curve_layer import CurveLayer
 from vqstudio.app.panels.smoothed_curve import SmoothedCurve
 from vqstudio.app.panels.x_axis import STEP, XAxis, draw_curve
 
@@ -21,8 +23,9 @@ VIEW_MARGIN = 0.02  # as the panel's own curves: a sliver beyond each edge
 class RunOverlay:
     """One run's curves on the comparison plot."""
 
-    def __init__(self, plot_item: pg.PlotItem, key: str, store, colour: str, mode: str):
-        self.plot_item, self.key, self.store, self.colour = plot_item, key, store, colour
+    def __init__(self, plot_item: pg.PlotItem, layer: CurveLayer, key: str, store, colour: str,
+                 mode: str):
+        self.plot_item, self.layer, self.key, self.store, self.colour = plot_item, layer, key, store, colour
         self.axis = XAxis(store, mode)
         self.curves: dict[str, SmoothedCurve] = {}
         self._steps = store.steps
@@ -49,20 +52,16 @@ class RunOverlay:
             changed = True
         wanted = [t for t in terms if t in store.curves]
         for name in [n for n in self.curves if n not in wanted]:
-            self.plot_item.removeItem(self.curves.pop(name).item)
+            self.layer.remove(self.curves.pop(name).item)
             changed = True
         for index, name in enumerate(wanted):
             style = TERM_STYLES[index % len(TERM_STYLES)]
             curve = self.curves.get(name)
             if curve is None:
-                item = pg.PlotDataItem(pen=pg.mkPen(self.colour, width=1, style=style), name=name)
-                item.setDownsampling(auto=False)  # the envelope has done it (see losses.py)
-                item.setClipToView(False)
-                item.setDynamicRangeLimit(None)
-                self.plot_item.addItem(item)
+                item = self.layer.add(pg.mkPen(self.colour, width=1, style=style), name)
                 curve = self.curves[name] = SmoothedCurve(name, item)
                 changed = True
-            elif curve.item.opts["pen"].style() != style:
+            elif curve.item.pen.style() != style:
                 curve.item.setPen(pg.mkPen(self.colour, width=1, style=style))
             rows = store.curves[name].view()[: self.rows()]
             if rows.shape[0] > curve.seen:
@@ -98,7 +97,7 @@ class RunOverlay:
 
     def remove(self) -> None:
         for curve in self.curves.values():
-            self.plot_item.removeItem(curve.item)
+            self.layer.remove(curve.item)
         self.plot_item.removeItem(self.validation)
         self.curves.clear()
 
@@ -106,8 +105,8 @@ class RunOverlay:
 class LossOverlay:
     """Every shown run's :class:`RunOverlay` on one plot, kept in step with the Runs list."""
 
-    def __init__(self, plot_item: pg.PlotItem):
-        self.plot_item = plot_item
+    def __init__(self, plot_item: pg.PlotItem, layer: CurveLayer):
+        self.plot_item, self.layer = plot_item, layer
         self.runs: dict[str, RunOverlay] = {}
         self.mode = STEP
         self._drawn: tuple | None = None
@@ -136,8 +135,8 @@ class LossOverlay:
                 overlay.remove()
                 overlay = None
             if overlay is None:
-                overlay = self.runs[entry.key] = RunOverlay(self.plot_item, entry.key, entry.store,
-                                                            entry.colour, mode)
+                overlay = self.runs[entry.key] = RunOverlay(self.plot_item, self.layer, entry.key,
+                                                            entry.store, entry.colour, mode)
                 changed = True
             changed |= overlay.sync(terms, smoothing)
         if changed:

@@ -22,7 +22,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QListWidgetItem, QWidget
 
 from vqstudio.app import theme
-from vqstudio.app.panels.loss_markers import format_number, marker_label, marker_line
+from vqstudio.app.panels.curve_layer import CurveLayer
+from vqstudio.app.panels.loss_markers import (
+    ChangeMarker,
+    MarkerLayer,
+    format_number,
+    marker_label,
+    marker_line,
+)
 from vqstudio.app.panels.loss_side import build_side, colour_entry, new_entry, sync_entries
 from vqstudio.app.panels.loss_overlay import LossOverlay
 from vqstudio.app.panels.plotstyle import style_plot
@@ -58,7 +65,7 @@ class LossPanel(QWidget):
         self.axis = XAxis(store, STEP)
         self._overlay_terms: list[str] = [TOTAL]  # ticked while comparing, in tick order
         self._runs_changed = False
-        self.markers: list[pg.InfiniteLine] = []
+        self.markers: list[ChangeMarker] = []
         self._hidden: set[str] = set()  # names the user switched off
         self._shown: set[str] = set()  # names the user switched on that start hidden
 
@@ -75,7 +82,13 @@ class LossPanel(QWidget):
             pen=None, symbol="o", symbolSize=6, symbolBrush=theme.ACCENT, symbolPen=None
         )
         self._validation.setZValue(5)
-        self.overlay = LossOverlay(self.plot_item)
+        # Every curve, the compared runs' too, in one item (curve_layer.py): above the markers
+        # (z -5), under the validation points.
+        self.layer = CurveLayer()
+        self.plot_item.addItem(self.layer)
+        self.marker_layer = MarkerLayer()
+        self.plot_item.addItem(self.marker_layer, ignoreBounds=True)
+        self.overlay = LossOverlay(self.plot_item, self.layer)
 
         side_widget = build_side(self)
         layout = QHBoxLayout(self)
@@ -190,8 +203,7 @@ class LossPanel(QWidget):
         for curve in self.curves.values():
             curve.reset()
             curve.item.setData([], [])
-        for line in self.markers:
-            self.plot_item.removeItem(line)
+        self.marker_layer.clear()
         self.markers.clear()
 
     def _ordered_names(self) -> list[str]:
@@ -216,7 +228,7 @@ class LossPanel(QWidget):
         terms = list(self.store.info.get("term_names", []))
         self.term_list.blockSignals(True)
         for name in [n for n in self.curves if n not in names]:  # another run's terms
-            self.plot_item.removeItem(self.curves.pop(name).item)
+            self.layer.remove(self.curves.pop(name).item)
             for entry in self.term_list.findItems(name, Qt.MatchFlag.MatchExactly):
                 self.term_list.takeItem(self.term_list.row(entry))
         for index, name in enumerate(names):
@@ -230,15 +242,9 @@ class LossPanel(QWidget):
             pen = pg.mkPen(colour, width=1)
             if name in HIDDEN_BY_DEFAULT:
                 pen.setStyle(Qt.PenStyle.DashLine)
-            item = pg.PlotDataItem(pen=pen, name=name)
             # The envelope has already clipped the data to the view and reduced it to about one
-            # (min, max) pair per pixel column. pyqtgraph's own clip-to-view, downsampling and
-            # dynamic-range passes would redo that on every change of the view, before the
-            # envelope's new data replaces it anyway: half of a pan's cost, for nothing.
-            item.setDownsampling(auto=False)
-            item.setClipToView(False)
-            item.setDynamicRangeLimit(None)
-            self.plot_item.addItem(item)
+            # (min, max) pair per pixel column; the layer paints it as spans per column.
+            item = self.layer.add(pen, name)
             self.curves[name] = SmoothedCurve(name, item)
             visible = self._single_visible(name)
             item.setVisible(visible and not self.comparing)
@@ -248,6 +254,7 @@ class LossPanel(QWidget):
             self.term_list.addItem(entry)
         # Drawing order follows the display order (a term that appears late is listed last).
         self.curves = {name: self.curves[name] for name in names if name in self.curves}
+        self.layer.put_first([curve.item for curve in self.curves.values()])
         self.term_list.blockSignals(False)
         self._drawn = None  # the new curves are not drawn yet
 
@@ -366,15 +373,14 @@ class LossPanel(QWidget):
             self._add_marker(event, text)
         self._events_seen = len(events)
         while len(self.markers) > MAX_MARKERS:
-            self.plot_item.removeItem(self.markers.pop(0))
+            self.marker_layer.remove(self.markers.pop(0))
 
     def _add_marker(self, event: dict[str, Any], text: str) -> None:
         terms = list(self.store.info.get("term_names", []))
         line = marker_line(event, text, terms, len(self.markers))
-        line.step = float(event["step"])
         if self.x_mode != STEP:
             line.setValue(float(self.axis.at_steps([line.step])[0]))
-        self.plot_item.addItem(line, ignoreBounds=True)
+        self.marker_layer.add(line)
         self.markers.append(line)
 
 

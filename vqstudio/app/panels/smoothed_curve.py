@@ -1,6 +1,6 @@
 """One loss curve's drawing state in the Losses panel: an EMA-smoothed copy of the store's rows in
 a min/max envelope pyramid, extended incrementally (the filter carries its state), and the mapping
-of the smoothing slider to the EMA factor. Qt only as far as the plot item it draws into."""
+of the smoothing slider to the EMA factor. Qt only as far as the layer curve it draws into."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyqtgraph as pg
 from scipy.signal import lfilter
 
+from vqstudio.app.panels.curve_layer import LayerCurve
 from vqstudio.app.panels.envelope import MinMaxPyramid
 
 SMOOTHING_MAX = 0.999
@@ -31,7 +31,7 @@ class SmoothedCurve:
     """One curve's drawing state: the smoothed copy of the store's rows and the plot item."""
 
     name: str
-    item: pg.PlotDataItem
+    item: LayerCurve
     pyramid: MinMaxPyramid = field(default_factory=MinMaxPyramid)
     first: int | None = None  # store row of the pyramid's first point (leading NaN rows skipped)
     seen: int = 0  # store rows consumed

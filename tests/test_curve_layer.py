@@ -1,0 +1,153 @@
+"""The curve layer that paints the loss curves as spans per pixel column: the spans are those of
+the stroked polyline, the painted picture is pyqtgraph's own stroke to within a pixel, and in the
+Losses panel each pixel column of a million-point curve spans the data's min and max there (to
+within the neighbouring column)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor
+
+from vqstudio.app.panels.column_spans import column_spans
+from vqstudio.app.panels.curve_layer import CurveLayer
+from vqstudio.app.panels.losses import LossPanel
+from vqstudio.app.store import RunStore
+
+pytestmark = pytest.mark.gui
+
+COLOUR = "#ff8800"
+
+
+def test_a_vertical_zigzag_is_one_span_per_column_reaching_its_neighbours():
+    # Two points per column (a min, a max), as the envelope hands them.
+    x = np.repeat(np.arange(10) + 0.5, 2)
+    y = np.array([[10.2, 20.7], [25.1, 18.0], [5.5, 12.0], [30.0, 31.9], [14.0, 16.0]] * 2).reshape(-1)
+    spans = column_spans(x, y, 100, 100)
+    assert np.array_equal(spans.column, np.arange(10))
+    assert spans.lines.shape == (0, 4)
+    pairs = y.reshape(-1, 2)
+    for k in range(10):
+        own_top, own_bottom = pairs[k].min(), pairs[k].max()
+        # the strokes joining the neighbours cross the boundaries half-way: at most as far as
+        # the previous column's last point and the next one's first
+        reach = [own_top, own_bottom] + ([pairs[k - 1, 1]] if k else []) + \
+            ([pairs[k + 1, 0]] if k < 9 else [])
+        assert spans.top[k] <= np.floor(own_top) and spans.bottom[k] >= np.floor(own_bottom)
+        assert spans.top[k] >= np.floor(min(reach)) and spans.bottom[k] <= np.floor(max(reach))
+
+
+def test_long_segments_are_lines_and_a_missing_point_breaks_the_curve():
+    x = np.array([0.5, 0.7, 5.5, 5.6, np.nan, 7.5, 7.6])
+    y = np.array([1.0, 3.0, 40.0, 42.0, 50.0, 9.0, 8.0])
+    spans = column_spans(x, y, 20, 60)
+    np.testing.assert_array_equal(spans.lines, [[0.7, 3.0, 5.5, 40.0]])  # 5 columns across
+    assert list(spans.column) == [0, 5, 7]
+    assert list(spans.top) == [1, 40, 8] and list(spans.bottom) == [3, 42, 9]
+
+
+def test_spans_outside_the_image_are_dropped_and_cut_at_its_edges():
+    x = np.array([-3.5, -3.2, 2.5, 2.5, 4.5, 4.5])
+    y = np.array([5.0, 6.0, -50.0, 500.0, 70.0, 80.0])
+    spans = column_spans(x, y, 4, 40)
+    assert list(spans.column) == [2]  # column 4 is beyond the width, -4 before it
+    assert (spans.top[0], spans.bottom[0]) == (0, 39)
+
+
+def plot(qtbot, layered: bool, x, y, log_y=True) -> np.ndarray:
+    """The curve painted into a 600 x 300 plot by the layer (as spans, however thin) or by
+    pyqtgraph's PlotDataItem; the pixels of its colour (rows, columns)."""
+    widget = pg.PlotWidget(background="#000000")
+    qtbot.addWidget(widget)
+    widget.resize(600, 300)
+    item = widget.getPlotItem()
+    item.hideAxis("left")
+    item.hideAxis("bottom")
+    pen = pg.mkPen(COLOUR, width=1)
+    if layered:
+        layer = CurveLayer()
+        layer.direct_ink = 0
+        item.addItem(layer)
+        layer.add(pen, "curve").setData(x, y)
+    else:
+        item.addItem(pg.PlotDataItem(x, y, pen=pen))
+    item.setLogMode(False, log_y)
+    item.setXRange(float(x[0]), float(x[-1]), padding=0.02)
+    item.enableAutoRange(y=True)
+    image = widget.grab().toImage()
+    colours = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
+    return colours & 0xFFFFFF == QColor(COLOUR).rgb() & 0xFFFFFF
+
+
+@pytest.mark.parametrize("points", [300, 5_000])  # a few pixels apart; a dense zigzag
+def test_the_layer_paints_what_pyqtgraph_strokes(qtbot, points):
+    rng = np.random.default_rng(points)
+    x = np.arange(points, dtype=np.float64)
+    y = np.exp(-x / points) * np.exp(rng.normal(0, 0.3, points))
+    ours, theirs = plot(qtbot, True, x, y), plot(qtbot, False, x, y)
+    # The same pixels but for a few at the ends of strokes (Qt's stroker leaves out the pixel at
+    # some turning points of a polyline; the spans keep it).
+    assert (ours & theirs).sum() >= 0.98 * theirs.sum()
+    assert (ours & ~theirs).sum() <= 0.02 * theirs.sum()
+    columns = np.flatnonzero(theirs.any(axis=0) & ours.any(axis=0))
+    assert columns.size >= 0.98 * np.flatnonzero(theirs.any(axis=0)).size
+    rows = np.arange(ours.shape[0])[:, None]
+    top = lambda lit: np.where(lit, rows, 10**6).min(axis=0)[columns]  # noqa: E731
+    bottom = lambda lit: np.where(lit, rows, -1).max(axis=0)[columns]  # noqa: E731
+    assert np.mean(np.abs(top(ours) - top(theirs)) <= 1) >= 0.9
+    assert np.mean(np.abs(bottom(ours) - bottom(theirs)) <= 1) >= 0.9
+
+
+@pytest.mark.parametrize("direct_ink", [0, 10**9])  # as spans; as pyqtgraph's paths
+def test_each_column_of_a_million_point_curve_shows_the_datas_min_and_max_near_it(qtbot, direct_ink):
+    n = 1_000_000
+    rng = np.random.default_rng(1)
+    steps = np.arange(1, n + 1, dtype=np.float64)
+    values = np.exp(-steps / 3e5) * np.exp(rng.normal(0, 0.2, n))
+    store = RunStore()
+    store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,
+                      "weights": {"a": 1.0}, "term_names": ["a"], "sample_rate": 24000,
+                      "rvq_levels": 4, "codebook_size": 64, "lr": 3e-4, "balancer": "static"})
+    store.on_scalars({"step": steps, "elapsed": steps / 40, "terms": {"a": values}})
+    panel = LossPanel(store, None)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 500)
+    panel.refresh()
+    panel.curves["a"].item.setPen(pg.mkPen(COLOUR, width=1))
+    panel.layer.direct_ink = direct_ink
+    for left, right in [(0, n), (250_000, 400_000)]:
+        panel.plot_item.setXRange(left, right, padding=0)
+        panel.refresh()
+        image = panel.plot_widget.grab().toImage()
+        lit = (np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
+               & 0xFFFFFF) == QColor(COLOUR).rgb() & 0xFFFFFF
+        # The data in the widget's pixels, as the view maps it.
+        vb = panel.view_box
+        origin = vb.mapViewToDevice(QPointF(0.0, 0.0))
+        unit = vb.mapViewToDevice(QPointF(1.0, 1.0))
+        px = origin.x() + steps * (unit.x() - origin.x())
+        py = origin.y() + np.log10(values) * (unit.y() - origin.y())
+        column = np.floor(px).astype(np.int64)
+        inside = (px >= vb.mapViewToDevice(QPointF(left, 0)).x() + 2) & \
+                 (px < vb.mapViewToDevice(QPointF(right, 0)).x() - 2)
+        cols = np.unique(column[inside])
+        low = np.full(image.width(), np.inf)
+        high = np.full(image.width(), -np.inf)
+        np.minimum.at(low, column[inside], py[inside])
+        np.maximum.at(high, column[inside], py[inside])
+        rows = np.arange(lit.shape[0])[:, None]
+        top = np.where(lit, rows, 10**6).min(axis=0)
+        bottom = np.where(lit, rows, -1).max(axis=0)
+        # The envelope places each run of points (up to a column wide) at its first point's x,
+        # which may lie in the column before; the stroke to the next run reaches half-way.
+        for c in cols[2:-2]:
+            # The column's data drawn there or next door ...
+            near = slice(c - 1, c + 2)
+            assert np.floor(low[c]) >= top[near].min() - 1, c
+            assert np.floor(high[c]) <= bottom[near].max() + 1, c
+            # ... and no ink beyond the data of the columns around it.
+            around = slice(c - 1, c + 3)
+            assert top[c] >= np.floor(low[around].min()) - 1, c
+            assert bottom[c] <= np.floor(high[around].max()) + 1, c

@@ -1,0 +1,287 @@
+"""All loss curves of one plot, drawn by one graphics item that paints dense curves fast.
+
+A million-point curve reaches the painter as a min/max envelope (:mod:`~vqstudio.app.panels.
+envelope`): one or two short vertical strokes per pixel column. Qt's raster engine paints those
+one pixel at a time (8 raw curves across 1400 px: ~13 ms a frame with pyqtgraph's ``drawPath``,
+about the same as line segments or a polyline). :class:`CurveLayer` instead turns each curve into
+the spans its one-pixel pen covers per column (:mod:`~vqstudio.app.panels.column_spans`) and fills
+them as rectangles in a transposed image, where every span is a run along a row (~2 ms for the
+same curves), then transposes the image back and draws it in one call. The pixels are those of
+the stroked polyline to within one at the ends of a stroke. Longer segments (a zoomed-in view,
+a gap) are stroked as lines. Thin curves (smoothed, or few points), a dashed or wide pen, or an
+export are stroked as paths, as pyqtgraph does.
+
+One item for every curve also gives the view one bound to ask for its auto-range instead of one
+per curve, and keeps pyqtgraph's per-curve bookkeeping off each change of the view.
+:class:`LayerCurve` is one curve's points, pen and visibility.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph import functions as fn
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QImage, QPainter, QPen
+
+from vqstudio.app.panels.column_spans import column_spans
+
+# Below this many painted pixels (thin curves: smoothed, or few points) stroking paths directly
+# costs less than the image's fixed cost (filling, transposing and drawing it, ~1.5 ms at 1400 px).
+DIRECT_INK = 120_000
+
+try:  # pyqtgraph's array of QRectF / QLineF over a numpy buffer: no Python object per rectangle
+    from pyqtgraph.Qt.internals import PrimitiveArray
+except ImportError:  # pragma: no cover - older pyqtgraph: a list of objects (slower, same picture)
+    PrimitiveArray = None
+
+
+class LayerCurve:
+    """One curve of a :class:`CurveLayer`: ``xData``/``yData`` as given (y before the log
+    mapping), a pen, and whether it shows."""
+
+    def __init__(self, layer: "CurveLayer", pen: QPen, name: str):
+        self.layer, self.pen, self.name = layer, pen, name
+        self.xData = np.empty(0)
+        self.yData = np.empty(0)
+        self._visible = True
+        self._shown: tuple | None = None  # (log_y, x, y as drawn)
+
+    def setData(self, x, y) -> None:
+        self.xData = np.asarray(x, dtype=np.float64)
+        self.yData = np.asarray(y, dtype=np.float64)
+        self._shown = None
+        self.layer.changed()
+
+    def setPen(self, pen: QPen) -> None:
+        self.pen = pg.mkPen(pen)
+        self.layer.changed(bounds=False)
+
+    def setVisible(self, visible: bool) -> None:
+        if bool(visible) != self._visible:
+            self._visible = bool(visible)
+            self.layer.changed()
+
+    def isVisible(self) -> bool:
+        return self._visible
+
+    def shown(self, log_y: bool) -> tuple[np.ndarray, np.ndarray]:
+        """x and y in the view's coordinates (log10 of y on a log axis; non-positive: NaN)."""
+        if self._shown is None or self._shown[0] != log_y:
+            y = self.yData
+            if log_y:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y = np.log10(np.where(y > 0, y, np.nan))
+            self._shown = (log_y, self.xData, y)
+        return self._shown[1], self._shown[2]
+
+
+class CurveLayer(pg.GraphicsObject):
+    """The curves of one plot, painted together in their order (first underneath)."""
+
+    def __init__(self):
+        super().__init__()
+        self.curves: list[LayerCurve] = []
+        self.log_y = False
+        self._version = 0
+        self._bounds: dict = {}
+        self._cached: tuple | None = None  # (key, image or None: paths) of the last paint
+        self.direct_ink = DIRECT_INK
+
+    # -- curves ---------------------------------------------------------------------------------
+
+    def add(self, pen: QPen, name: str = "") -> LayerCurve:
+        curve = LayerCurve(self, pg.mkPen(pen), name)
+        self.curves.append(curve)
+        self.changed()
+        return curve
+
+    def remove(self, curve: LayerCurve) -> None:
+        if curve in self.curves:
+            self.curves.remove(curve)
+            self.changed()
+
+    def put_first(self, curves: list[LayerCurve]) -> None:
+        """Draw ``curves`` first, in this order (underneath the others)."""
+        order = [c for c in curves if c in self.curves]
+        order += [c for c in self.curves if c not in order]
+        if order != self.curves:
+            self.curves = order
+            self.changed(bounds=False)
+
+    def changed(self, bounds: bool = True) -> None:
+        """A curve's points, pen, visibility or order changed: repaint (and re-ask the bounds)."""
+        self._version += 1
+        if bounds:
+            self._bounds.clear()
+            self.informViewBoundsChanged()
+        self.update()
+
+    # -- what pyqtgraph asks of a plot item ------------------------------------------------------
+
+    def setLogMode(self, x_log: bool, y_log: bool) -> None:  # noqa: N802 (pyqtgraph's name)
+        if bool(y_log) != self.log_y:
+            self.log_y = bool(y_log)
+            self.changed()
+
+    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):  # noqa: N802
+        """(min, max) of the shown curves along ``ax`` (0: x, 1: y) in view coordinates, within
+        ``orthoRange`` of the other axis if given; (None, None) when nothing is shown."""
+        key = (ax, None if orthoRange is None else tuple(orthoRange))
+        if key not in self._bounds:
+            low, high = np.inf, -np.inf
+            for curve in self.curves:
+                if not curve._visible:
+                    continue
+                x, y = curve.shown(self.log_y)
+                values, other = (x, y) if ax == 0 else (y, x)
+                if orthoRange is not None:
+                    values = values[(other >= orthoRange[0]) & (other <= orthoRange[1])]
+                values = values[np.isfinite(values)]
+                if values.size:
+                    low, high = min(low, float(values.min())), max(high, float(values.max()))
+            self._bounds[key] = (low, high) if low <= high else (None, None)
+        return self._bounds[key]
+
+    def pixelPadding(self) -> float:  # noqa: N802
+        """What the auto-range adds around the bounds, in pixels: a one-pixel pen's half
+        diagonal, as pyqtgraph's own curves ask (the same view as before this layer)."""
+        return 0.7072
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        view = self.getViewBox()
+        return QRectF() if view is None else view.viewRect()
+
+    def viewTransformChanged(self) -> None:  # noqa: N802
+        super().viewTransformChanged()
+        self.prepareGeometryChange()  # the bounding rect is the view's rect
+
+    # -- painting -------------------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, *_args) -> None:
+        transform = painter.transform()
+        shown = [c for c in self.curves if c._visible and c.xData.size]
+        if not shown:
+            return
+        # (QTransform.type() > TxScale would say the same, but comparing PySide6 6.11's enums
+        # with > crashes the interpreter)
+        if self._exportOpts is not False or transform.isRotating():
+            self._paint_paths(painter, shown)
+            return
+        # The image has the device's pixels (two per point on a HiDPI screen): view coordinates
+        # -> those pixels, the image's top left at the view's.
+        device = painter.device()
+        ratio = device.devicePixelRatioF() if device is not None else 1.0
+        view = transform.mapRect(self.boundingRect())
+        pixels = QRectF(view.left() * ratio, view.top() * ratio,
+                        view.width() * ratio, view.height() * ratio).toAlignedRect()
+        width, height = pixels.width(), pixels.height()
+        if width <= 0 or height <= 0:
+            return
+        sx, sy = transform.m11() * ratio, transform.m22() * ratio
+        tx, ty = transform.dx() * ratio - pixels.left(), transform.dy() * ratio - pixels.top()
+        key = (sx, sy, tx, ty, width, height, ratio, self._version)
+        if self._cached is None or self._cached[0] != key:
+            strokes = self._strokes(shown, width, height, sx, sy, tx, ty)
+            image = None
+            if strokes[0].ink() >= self.direct_ink:
+                image = self._render(shown, strokes, width, height, sx, sy, tx, ty)
+                image.setDevicePixelRatio(ratio)
+            self._cached = (key, image)
+        image = self._cached[1]
+        if image is None:  # thin curves: pyqtgraph's way is cheaper than an image
+            self._paint_paths(painter, shown)
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.drawImage(QPointF(pixels.left() / ratio, pixels.top() / ratio), image)
+        painter.restore()
+
+    def _strokes(self, shown, width, height, sx, sy, tx, ty):
+        """The spans of every curve with a spannable pen, found together (numpy's cost per call
+        is paid once, not per curve): (spans, the curve of each span, of each line), the
+        curves numbered in ``shown``."""
+        xs, ys, offsets, at = [], [], [], 0
+        gap = np.full(1, np.nan)
+        for curve in shown:
+            offsets.append(at)
+            if _spannable(curve.pen):
+                x, y = curve.shown(self.log_y)
+                xs += [x * sx + tx, gap]
+                ys += [y * sy + ty, gap]
+                at += x.shape[0] + 1
+        spans = column_spans(np.concatenate(xs or [gap]), np.concatenate(ys or [gap]), width, height)
+        offsets = np.asarray(offsets)
+        return (spans, np.searchsorted(offsets, spans.start, "right") - 1,
+                np.searchsorted(offsets, spans.line_start, "right") - 1)
+
+    def _render(self, shown, strokes, width, height, sx, sy, tx, ty) -> QImage:
+        """The curves in a ``width`` x ``height`` image with a transparent background."""
+        spans, span_curve, line_curve = strokes
+        numbers = np.arange(len(shown) + 1)
+        span_cut = np.searchsorted(span_curve, numbers)
+        line_cut = np.searchsorted(line_curve, numbers)
+        flipped = QImage(height, width, QImage.Format.Format_ARGB32_Premultiplied)  # x <-> y
+        flipped.fill(0)
+        painter = QPainter(flipped)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        for number, curve in enumerate(shown):
+            pen = curve.pen
+            if not _spannable(pen):
+                x, y = curve.shown(self.log_y)
+                painter.setPen(pen)
+                painter.drawPath(fn.arrayToQPath(y * sy + ty, x * sx + tx, connect="finite"))
+                continue
+            mine = slice(span_cut[number], span_cut[number + 1])
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(pen.color())
+            # Column c, rows top..bottom, is row c, columns top..bottom of the flipped image.
+            top = spans.top[mine]
+            _draw_rects(painter, top, spans.column[mine], spans.bottom[mine] - top + 1)
+            lines = spans.lines[line_cut[number]:line_cut[number + 1]]
+            if lines.shape[0]:
+                painter.setPen(pen)
+                _draw_lines(painter, lines[:, [1, 0, 3, 2]])
+        painter.end()
+        flat = np.frombuffer(flipped.constBits(), dtype=np.uint32).reshape(width, height)
+        # The image keeps the transposed buffer it points into.
+        return fn.ndarray_to_qimage(np.ascontiguousarray(flat.T), QImage.Format.Format_ARGB32_Premultiplied)
+
+    def _paint_paths(self, painter: QPainter, shown) -> None:
+        """Each curve stroked as one path in view coordinates (pyqtgraph's way)."""
+        for curve in shown:
+            x, y = curve.shown(self.log_y)
+            painter.setPen(curve.pen)
+            painter.drawPath(fn.arrayToQPath(x, y, connect="finite"))
+
+
+def _spannable(pen: QPen) -> bool:
+    """Whether ``pen`` paints exactly one opaque pixel across a stroke (spans can stand in)."""
+    return (pen.style() == Qt.PenStyle.SolidLine and pen.isCosmetic() and pen.widthF() <= 1.0
+            and pen.brush().style() == Qt.BrushStyle.SolidPattern and pen.color().alpha() == 255)
+
+
+def _draw_rects(painter: QPainter, left, top, width) -> None:
+    """Fill one-pixel-high rectangles ``(left[k], top[k], width[k], 1)``."""
+    count = left.shape[0]
+    if count == 0:
+        return
+    if PrimitiveArray is None:
+        painter.drawRects([QRectF(a, b, c, 1) for a, b, c in zip(left, top, width)])
+        return
+    rects = PrimitiveArray(QRectF, 4)
+    rects.resize(count)
+    values = rects.ndarray()
+    values[:, 0], values[:, 1], values[:, 2], values[:, 3] = left, top, width, 1
+    painter.drawRects(*rects.drawargs())
+
+
+def _draw_lines(painter: QPainter, lines: np.ndarray) -> None:
+    """Stroke the segments ``lines`` ``[m, 4]`` (x0, y0, x1, y1)."""
+    if PrimitiveArray is None:
+        painter.drawLines([QLineF(*row) for row in lines])
+        return
+    array = PrimitiveArray(QLineF, 4)
+    array.resize(lines.shape[0])
+    array.ndarray()[:] = lines
+    painter.drawLines(*array.drawargs())
