@@ -79,6 +79,9 @@ def main() -> int:
         if not win.open_run(run) or not win.follower.active:
             print("the window did not follow the run")
             return 1
+        while win.opening.busy:  # what it logged so far is read in the background first
+            app.processEvents()
+            time.sleep(0.002)
         follower, store = win.follower, win.store
 
         current = {"interval": intervals[0]}

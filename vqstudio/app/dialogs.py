@@ -140,3 +140,22 @@ def _with_browse(edit: QLineEdit, caption: str, parent: QWidget) -> QWidget:
     button.clicked.connect(browse)
     layout.addWidget(button)
     return row
+
+
+def ask_new_run(window, current: Config | None) -> None:
+    """File > New run: the dialog (starting from ``current``'s preset and data); on OK, stop
+    what trains (saving a checkpoint), prepare the new run in ``window`` and train it."""
+    preset = (current.preset if current else "") or DEFAULT_PRESET
+    data = current.data.path if current else ""
+    dialog = NewRunDialog(window.runs_root, preset, data, window)
+    if dialog.exec() != NewRunDialog.DialogCode.Accepted:
+        return
+    try:
+        config, run = dialog.chosen_run()
+    except UserError as exc:
+        window.show_notice(str(exc))
+        return
+    if window.worker.is_running:
+        window.worker.stop(save=True)
+    window.set_new_run(config, run)
+    window.start_training()

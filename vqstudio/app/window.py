@@ -266,22 +266,10 @@ class MainWindow(QMainWindow):
         return stopped_where(self._run_dir, self.store.current_step)
 
     def new_run_dialog(self) -> None:
-        from vqstudio.app.dialogs import NewRunDialog
+        """File > New run: the dialog, then train what it asks (``dialogs.ask_new_run``)."""
+        from vqstudio.app.dialogs import ask_new_run
 
-        preset = (self._config.preset if self._config else "") or DEFAULT_PRESET
-        data = self._config.data.path if self._config else ""
-        dialog = NewRunDialog(self.runs_root, preset, data, self)
-        if dialog.exec() != NewRunDialog.DialogCode.Accepted:
-            return
-        try:
-            config, run = dialog.chosen_run()
-        except UserError as exc:
-            self.show_notice(str(exc))
-            return
-        if self.worker.is_running:
-            self.worker.stop(save=True)
-        self.set_new_run(config, run)
-        self.start_training()
+        ask_new_run(self, self._config)
 
     def open_run_dialog(self) -> None:
         start = str(self._run_dir.parent if self._run_dir else self.runs_root)
