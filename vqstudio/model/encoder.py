@@ -107,7 +107,9 @@ class Encoder(nn.Module):
     Under ``torch.inference_mode`` (and ``channels_last_inference``) the same layers run as 2-D
     convolutions on channels-last ``[B, C, 1, T]`` tensors: oneDNN's kernels for that layout are
     2-3x faster than its 1-D ones at the few channels of the full-rate layers. The weights are
-    the same parameters; the result equals the 1-D path up to float rounding (tested). Training
+    the same parameters; the result equals the 1-D path up to float rounding (tested). A
+    downsampling convolution with an even stride pads inside the convolution instead of copying
+    its input padded (1.5-6.6 % of the encoder, the same bits on tiny-cpu and seed-fixed). Training
     keeps the 1-D path, whose backward is the faster one.
     """
 
@@ -153,9 +155,7 @@ class Encoder(nn.Module):
 def _run_2d(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``layer`` applied to a channels-last ``[B, C, 1, T]`` tensor, its Conv1d as Conv2d."""
     if isinstance(layer, nn.Conv1d):
-        weight = layer.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, weight, layer.bias, stride=(1, layer.stride[0]),
-                        padding=(0, layer.padding[0]), dilation=(1, layer.dilation[0]))
+        return _conv_2d(layer, x, layer.padding[0])
     if isinstance(layer, nn.Sequential):
         for part in layer:
             x = _run_2d(part, x)
@@ -163,5 +163,16 @@ def _run_2d(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(layer, ResidualUnit):
         return _run_2d(layer.body, x).add_(x)
     if isinstance(layer, Downsample):
+        left, right = layer.pad
+        if left == right:  # an even stride: the convolution pads, no padded copy of the input
+            return _conv_2d(layer.conv, layer.act(x), left)
         return _run_2d(layer.conv, F.pad(layer.act(x), layer.pad))
     return layer(x)  # activations: element-wise, any layout
+
+
+def _conv_2d(conv: nn.Conv1d, x: torch.Tensor, padding: int) -> torch.Tensor:
+    """``conv`` on a channels-last ``[B, C, 1, T]`` tensor as a 2-D convolution, zero-padding
+    ``padding`` samples either side."""
+    weight = conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    return F.conv2d(x, weight, conv.bias, stride=(1, conv.stride[0]), padding=(0, padding),
+                    dilation=(1, conv.dilation[0]))
