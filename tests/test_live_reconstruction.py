@@ -36,6 +36,10 @@ def test_encoding_once_and_decoding_each_level_count_is_reconstruct_to_the_bit(c
     for levels in (None, 1, 2):
         assert np.array_equal(decode_latent(model, latent, levels, wave.size),
                               reconstruct(model, wave, levels)), levels
+    # bf16 autocast (the CUDA path, here with device_type "cpu"): the same split, the same bits
+    latent = encode_clip(model, wave, amp=True)
+    assert np.array_equal(decode_latent(model, latent, 1, wave.size, amp=True),
+                          reconstruct(model, wave, 1, amp=True))
     # a clip long enough to be encoded in chunks: the same split, the same bits
     monkeypatch.setattr(inference, "CHUNK_SECONDS", 0.2)
     latent = encode_clip(model, wave)

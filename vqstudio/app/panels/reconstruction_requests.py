@@ -1,8 +1,9 @@
 """Asking the training worker to reconstruct the audition clip, and knowing its answer.
 
-The worker runs ``command("reconstruct", wave=..., levels=..., tag=...)`` between training steps
-(and while paused) with the current weights, and answers on its ``result`` signal with the same
-id. One request is outstanding at a time: a newer one (another clip, other levels) replaces it,
+The worker answers ``command("reconstruct", wave=..., levels=..., tag=..., same_step=...)`` on
+its ``result`` signal with the same id: while a run goes, from the weights of the last step
+boundary on a thread of its own (``app/live_reconstruction.py``), the step named in the answer;
+before a run, once it starts. One request is outstanding at a time: a newer one (another clip, other levels) replaces it,
 so an answer for a clip no longer shown, or for levels no longer asked for, is dropped. No Qt
 here; the panel connects the signal.
 """
