@@ -124,6 +124,8 @@ def test_the_worker_answers_from_the_snapshot_of_a_stated_step(qtbot, corpus, tm
         # Another level count compares levels at the step heard, from the latent kept for it.
         other = ask(levels=1, same_step=True)
         assert other["step"] == first["step"] and worker.live.timings[-1]["encoded"] == 0.0
+        # Without same_step: the newest weights published (at most 50 x a copy's cost apart).
+        qtbot.waitUntil(lambda: worker.live.snapshots.latest_key[0] > first["step"], timeout=WAIT_MS)
         newer = ask(levels=1)
         assert newer["step"] > first["step"]
 

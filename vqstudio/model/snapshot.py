@@ -38,7 +38,7 @@ class WeightSnapshots:
         self._latest: int | None = None  # index of the newest complete copy
         self._held: int | None = None  # index the reader runs
         self._writing: int | None = None
-        self.copy_seconds = 0.0  # how long the last publish's copy took
+        self.copy_seconds = 0.0  # the CPU time of the last publish's copy
         self.published_at = 0.0  # time.monotonic() of the last publish
         self.wanted = False  # a reader asked: publishing is worth its copy from now on
         self._closed = False
@@ -57,7 +57,7 @@ class WeightSnapshots:
                 return False
         if not self._copies:
             self._copies = [_detached_copy(model), _detached_copy(model)]
-        start = time.perf_counter()
+        start = time.thread_time()  # the copy's own cost: on a busy machine wall time counts others
         with self._cond:
             if self._held is not None:
                 target = 1 - self._held
@@ -72,7 +72,7 @@ class WeightSnapshots:
         with self._cond:
             self._keys[target], self._latest, self._writing = key, target, None
             self._cond.notify_all()
-        self.copy_seconds = time.perf_counter() - start
+        self.copy_seconds = time.thread_time() - start
         self.published_at = time.monotonic()
         return True
 
