@@ -10,7 +10,11 @@ just before the row is written) to the end of the first window redraw that has i
 2 s, interleaved, so every interval sees the same trainer at the same load. Also the cost of one
 poll on the GUI thread (``RunFollower.poll``), with and without new rows.
 
-Prints, per interval: rows, latency p50/p99 (ms) and poll cost p50/p99 (µs). Figures, not assertions.
+Prints, per interval: rows, latency p50/p99 (ms) and poll cost p50/p99 (µs). With
+``--checkpoint-every N`` the trainer also saves a checkpoint every N steps, and each one's way to
+the screen is timed: from the checkpoint file's mtime to the probe heard through it landing in the
+store (``latest.json`` seen by a poll, then the model loaded and the probe clip reconstructed on
+the follower's checkpoint thread). Figures, not assertions.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from helpers import tiny_sets, write_corpus  # noqa: E402
 from vqstudio.app.window import MainWindow  # noqa: E402
 from vqstudio.experiments.run_tail import who_trains  # noqa: E402
+from vqstudio.train.checkpoint import checkpoint_name  # noqa: E402
 
 SWITCH_S = 2.0
 
@@ -54,6 +59,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time, all intervals together")
     parser.add_argument("--intervals", default="50,200,500", help="poll intervals in ms, interleaved")
+    parser.add_argument("--checkpoint-every", type=int, default=100000, metavar="N",
+                        help="trainer checkpoint cadence in steps (also times checkpoint -> probe heard)")
     args = parser.parse_args()
     intervals = [int(v) for v in args.intervals.split(",")]
 
@@ -62,7 +69,7 @@ def main() -> int:
     run = root / "run"
     trainer = subprocess.Popen(
         [sys.executable, "-m", "vqstudio", "train", "--data", str(corpus), "--run", str(run),
-         "--steps", "10000000", *tiny_sets(), "--set", "train.checkpoint_every=100000"],
+         "--steps", "10000000", *tiny_sets(), "--set", f"train.checkpoint_every={args.checkpoint_every}"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
     )
@@ -98,6 +105,18 @@ def main() -> int:
             append_rows(columns)
 
         store.append_rows = noted_append
+        heard: list[float] = []  # ms from a checkpoint's mtime to its probe in the store
+        on_probe = store.on_probe
+
+        def noted_probe(payload):
+            try:
+                saved = (run / "checkpoints" / checkpoint_name(int(payload["step"]))).stat().st_mtime
+                heard.append((time.time() - saved) * 1000)
+            except OSError:  # rotated away already
+                pass
+            on_probe(payload)
+
+        store.on_probe = noted_probe
         poll = follower.poll
 
         def timed_poll():
@@ -142,6 +161,9 @@ def main() -> int:
             print(f"{i:>8} {len(lat):>6} {pct(lat, 50):>10.0f}ms {pct(lat, 99):>6.0f}ms   "
                   f"{pct(poll_idle[i], 50):>16.0f} {pct(poll_idle[i], 99):>7.0f}   "
                   f"{pct(poll_rows[i], 50):>13.0f} {pct(poll_rows[i], 99):>7.0f}")
+        if heard:
+            print(f"checkpoint saved -> probe heard through it in the store: {len(heard)} checkpoints, "
+                  f"p50 {pct(heard, 50):.0f} ms, p99 {pct(heard, 99):.0f} ms")
         win.close()
     finally:
         trainer.terminate()

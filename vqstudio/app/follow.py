@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QLabel
 
 from vqstudio.app.checkpoint_worker import CheckpointWorker
 from vqstudio.app.follow_sink import FollowSink
+from vqstudio.app.run_folders import pretty_path
 from vqstudio.experiments.run_history import RunHistory
 from vqstudio.experiments.run_tail import Holder, RunTail, steps_per_second, who_trains
 
@@ -113,7 +114,7 @@ class RunFollower(QObject):
         self.tail = RunTail(self.run_dir, after_step, max(times) if times else None)
         self.last_update = time.monotonic()
         self._show_speed()
-        self.window.statusBar().showMessage(f"Following {self.run_dir} from step {self.store.current_step}")
+        self.window.statusBar().showMessage(f"Following {pretty_path(self.run_dir)} from step {self.store.current_step}")
 
     def poll(self) -> None:
         """One look at the files (the timer's slot)."""
