@@ -82,20 +82,28 @@ class DiagnosisPanel(QWidget):
         for w in (self.listen_button, self.apply_button, self.fork_button):
             actions.addWidget(w)
         actions.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.status)
-        # The list beside the details, not above them: under the curves the dock is low, and
-        # stacked the list showed about two findings at 1600 x 1000.
+        # The findings list down the left, the rest beside it: under the curves the dock is low
+        # (~180 px at 1600 x 1000), and with everything stacked the list showed under two rows.
+        side = QWidget()
+        column = QVBoxLayout(side)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(3)
+        column.addWidget(self.status)
+        column.addWidget(self.details, 1)
+        column.addLayout(actions)
+        column.addWidget(self.verify_row)  # a row of its own: the dock beside Compare stays narrow
+        self.findings.setMinimumWidth(120)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.findings)
-        split.addWidget(self.details)
+        split.addWidget(side)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
+        layout.addLayout(top)
         layout.addWidget(split, 1)
-        layout.addLayout(actions)
-        layout.addWidget(self.verify_row)  # a row of its own: the dock beside Compare stays narrow
         self._update_actions()
 
     @property
