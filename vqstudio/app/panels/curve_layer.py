@@ -5,8 +5,8 @@ envelope`): one or two short vertical strokes per pixel column. Qt's raster engi
 one pixel at a time (8 raw curves across 1400 px: ~13 ms a frame with pyqtgraph's ``drawPath``,
 about the same as line segments or a polyline). :class:`CurveLayer` instead turns each curve into
 the spans its one-pixel pen covers per column (:mod:`~vqstudio.app.panels.column_spans`) and fills
-them as rectangles in a transposed image, where every span is a run along a row (~2 ms for the
-same curves), then transposes the image back and draws it in one call. The pixels are those of
+them as rectangles in an image turned a quarter, where every span is a run along a row (~2 ms for
+the same curves), then turns the image back (Qt's exact rotation) and draws it in one call. The pixels are those of
 the stroked polyline to within one at the ends of a stroke. Longer segments (a zoomed-in view,
 a gap) are stroked as lines. Thin curves (smoothed, or few points), a dashed or wide pen, or an
 export are stroked as paths, as pyqtgraph does.
@@ -22,13 +22,14 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph import functions as fn
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QPainter, QPen
+from PySide6.QtGui import QImage, QPainter, QPen, QTransform
 
 from vqstudio.app.panels.column_spans import column_spans
 
 # Below this many painted pixels (thin curves: smoothed, or few points) stroking paths directly
 # costs less than the image's fixed cost (filling, transposing and drawing it, ~1.5 ms at 1400 px).
 DIRECT_INK = 120_000
+QUARTER_TURN = QTransform().rotate(90)
 
 try:  # pyqtgraph's array of QRectF / QLineF over a numpy buffer: no Python object per rectangle
     from pyqtgraph.Qt.internals import PrimitiveArray
@@ -221,7 +222,9 @@ class CurveLayer(pg.GraphicsObject):
         numbers = np.arange(len(shown) + 1)
         span_cut = np.searchsorted(span_curve, numbers)
         line_cut = np.searchsorted(line_curve, numbers)
-        flipped = QImage(height, width, QImage.Format.Format_ARGB32_Premultiplied)  # x <-> y
+        # Screen column c is the flipped image's row width - 1 - c and screen row r its column r:
+        # turned a quarter clockwise (Qt's fast exact rotation) it is the screen's picture.
+        flipped = QImage(height, width, QImage.Format.Format_ARGB32_Premultiplied)
         flipped.fill(0)
         painter = QPainter(flipped)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -230,22 +233,20 @@ class CurveLayer(pg.GraphicsObject):
             if not _spannable(pen):
                 x, y = curve.shown(self.log_y)
                 painter.setPen(pen)
-                painter.drawPath(fn.arrayToQPath(y * sy + ty, x * sx + tx, connect="finite"))
+                painter.drawPath(fn.arrayToQPath(y * sy + ty, width - (x * sx + tx), connect="finite"))
                 continue
             mine = slice(span_cut[number], span_cut[number + 1])
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(pen.color())
-            # Column c, rows top..bottom, is row c, columns top..bottom of the flipped image.
             top = spans.top[mine]
-            _draw_rects(painter, top, spans.column[mine], spans.bottom[mine] - top + 1)
+            _draw_rects(painter, top, width - 1 - spans.column[mine], spans.bottom[mine] - top + 1)
             lines = spans.lines[line_cut[number]:line_cut[number + 1]]
             if lines.shape[0]:
                 painter.setPen(pen)
-                _draw_lines(painter, lines[:, [1, 0, 3, 2]])
+                x0, y0, x1, y1 = lines.T
+                _draw_lines(painter, np.column_stack([y0, width - x0, y1, width - x1]))
         painter.end()
-        flat = np.frombuffer(flipped.constBits(), dtype=np.uint32).reshape(width, height)
-        # The image keeps the transposed buffer it points into.
-        return fn.ndarray_to_qimage(np.ascontiguousarray(flat.T), QImage.Format.Format_ARGB32_Premultiplied)
+        return flipped.transformed(QUARTER_TURN)
 
     def _paint_paths(self, painter: QPainter, shown) -> None:
         """Each curve stroked as one path in view coordinates (pyqtgraph's way)."""
