@@ -151,3 +151,93 @@ def test_each_column_of_a_million_point_curve_shows_the_datas_min_and_max_near_i
             around = slice(c - 1, c + 3)
             assert top[c] >= np.floor(low[around].min()) - 1, c
             assert bottom[c] <= np.floor(high[around].max()) + 1, c
+
+
+def test_markers_are_painted_at_their_step_with_their_label_and_hover_shows_the_tooltip(qtbot):
+    steps = np.arange(1, 5001, dtype=np.float64)
+    store = RunStore()
+    store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,
+                      "weights": {"a": 1.0, "b": 1.0}, "term_names": ["a", "b"],
+                      "sample_rate": 24000, "rvq_levels": 4, "codebook_size": 64, "lr": 3e-4,
+                      "balancer": "static"})
+    store.on_scalars({"step": steps, "elapsed": steps / 40,
+                      "terms": {"a": 1 + 0 * steps, "b": 2 + 0 * steps}})
+    store.on_events([{"kind": "weights", "step": 1000, "changes": {"b": [1.0, 2.5]}},
+                     {"kind": "lr", "step": 4000, "old": 3e-4, "new": 1e-4}])
+    panel = LossPanel(store, None)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 500)
+    panel.refresh()
+    for name in ("a", "b", "total"):
+        panel.set_curve_visible(name, False)  # nothing but the markers on the plot
+    panel.plot_item.setRange(xRange=(0, 5000), yRange=(-1, 1), padding=0)
+    panel.refresh()
+    image = panel.plot_widget.grab().toImage()
+    pixels = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
+    vb = panel.view_box
+    for marker in panel.markers:
+        colour = QColor(marker.colour).rgb() & 0xFFFFFF
+        lit = (pixels & 0xFFFFFF) == colour
+        column = int(vb.mapViewToDevice(QPointF(marker.value(), 0)).x())
+        top = int(vb.mapViewToDevice(QPointF(marker.value(), vb.viewRange()[1][1])).y())
+        bottom = int(vb.mapViewToDevice(QPointF(marker.value(), vb.viewRange()[1][0])).y())
+        line = lit[top:bottom, column]
+        assert 0.5 < line.mean() < 0.9  # dashed, across the view
+        # the label: text in (antialiased shades of) the marker's colour beside the line, on the
+        # side of the view's middle
+        rgb = np.stack([(pixels >> shift) & 0xFF for shift in (16, 8, 0)], axis=-1).astype(int)
+        want = np.array([(colour >> shift) & 0xFF for shift in (16, 8, 0)])
+        label = (np.abs(rgb - want).max(axis=-1) < 70)[top:bottom].sum(axis=0)
+        beside = label[column + 3: column + 80] if marker.value() < 2500 else label[column - 80: column - 3]
+        assert beside.sum() > 40
+    # Hovering near a line shows its tooltip; elsewhere none.
+    layer = panel.marker_layer
+
+    class Hover:  # what pyqtgraph's scene hands hoverEvent: a position in the item's coordinates
+        def __init__(self, x, exit=False):
+            self.x, self.exit = x, exit
+
+        def pos(self):
+            return QPointF(self.x, 0.0)
+
+        def isExit(self):
+            return self.exit
+
+    layer.hoverEvent(Hover(1000.0 + 2 * vb.viewPixelSize()[0]))
+    assert layer.toolTip() == "step 1000:\nb 1 → 2.5"
+    layer.hoverEvent(Hover(2500.0))
+    assert layer.toolTip() == ""
+
+
+def test_points_arriving_while_following_are_painted_at_once(qtbot):
+    store = RunStore()
+    store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,
+                      "weights": {"a": 1.0}, "term_names": ["a"], "sample_rate": 24000,
+                      "rvq_levels": 4, "codebook_size": 64, "lr": 3e-4, "balancer": "static"})
+    rng = np.random.default_rng(2)
+    steps = np.arange(1, 200_001, dtype=np.float64)
+    store.on_scalars({"step": steps, "elapsed": steps, "terms": {"a": np.exp(rng.normal(0, 0.2, steps.size))}})
+    panel = LossPanel(store, None)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 500)
+    panel.refresh()
+    panel.curves["a"].item.setPen(pg.mkPen(COLOUR, width=1))
+    colour = QColor(COLOUR).rgb() & 0xFFFFFF
+
+    def painted() -> np.ndarray:
+        image = panel.plot_widget.grab().toImage()
+        pixels = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
+        return (pixels & 0xFFFFFF) == colour
+
+    before = painted()
+    # A spike far above the rest arrives: the view follows and the new column shows it.
+    more = np.arange(200_001, 200_101, dtype=np.float64)
+    store.on_scalars({"step": more, "elapsed": more, "terms": {"a": np.full(more.size, 1e3)}})
+    panel.refresh()
+    after = painted()
+    def highest_columns(lit: np.ndarray) -> np.ndarray:
+        rows, columns = np.nonzero(lit)
+        return columns[rows <= rows.min() + 3]
+
+    assert highest_columns(before).min() < 0.5 * before.shape[1]  # noise peaks all along
+    assert highest_columns(after).min() > 0.95 * after.shape[1]  # the spike, at the right edge
