@@ -82,16 +82,15 @@ class DiagnosisPanel(QWidget):
         for w in (self.listen_button, self.apply_button, self.fork_button):
             actions.addWidget(w)
         actions.addStretch(1)
-        # The findings list down the left, the rest beside it: under the curves the dock is low
-        # (~180 px at 1600 x 1000), and with everything stacked the list showed under two rows.
+        # The findings list beside the status and details, the buttons under both: under the
+        # curves the dock is low (~180 px at 1600 x 1000), and with everything stacked the list
+        # showed under two rows. The rows stay full width: the dock beside Compare stays narrow.
         side = QWidget()
         column = QVBoxLayout(side)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(3)
         column.addWidget(self.status)
         column.addWidget(self.details, 1)
-        column.addLayout(actions)
-        column.addWidget(self.verify_row)  # a row of its own: the dock beside Compare stays narrow
         self.findings.setMinimumWidth(120)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.findings)
@@ -104,6 +103,8 @@ class DiagnosisPanel(QWidget):
         layout.setSpacing(3)
         layout.addLayout(top)
         layout.addWidget(split, 1)
+        layout.addLayout(actions)
+        layout.addWidget(self.verify_row)
         self._update_actions()
 
     @property
