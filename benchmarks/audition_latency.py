@@ -143,6 +143,7 @@ def main() -> None:
             raise SystemExit(f"could not load {clip_file}")
         wait(app, lambda: panel.clip.reconstruction is not None, 60)
         panel.select_source("reconstruction")
+        panel.set_loop(0.0, args.seconds)  # keep playing however long the clicks take
         panel.toggle_playback()
         wait(app, lambda: player.is_playing, 5)
         levels = panel.levels_box.maximum()
@@ -177,7 +178,9 @@ def main() -> None:
         worker.stop(save=False)
         player.close()
     print(f"{args.preset}, {args.seconds:g} s clip, '{args.click}' clicks, training on 1 thread; "
-          f"stream output latency {latency if latency is not None else 'n/a'} s")
+          f"stream output latency {latency if latency is not None else 'n/a'} s; "
+          f"{player.underflows} output underflows, longest gap between callbacks "
+          f"{player.longest_callback_gap_s * 1e3:.1f} ms")
     for name, values in stages.items():
         if not values:
             continue
