@@ -56,45 +56,47 @@ def column_spans(x: np.ndarray, y: np.ndarray, width: int, height: int) -> Colum
     x0, y0, x1, y1 = x[:-1], y[:-1], x[1:], y[1:]
     valid = finite[:-1] & finite[1:]
     with np.errstate(invalid="ignore"):
-        c = np.floor(np.where(finite, x, 0.0))
-    c0, c1 = c[:-1], c[1:]
-    reach = np.abs(c1 - c0)
-    near = valid & (reach <= 1)
-    far = valid & (reach > 1)
+        c = np.floor(x)  # NaN where x is: compares false below
+        c0, c1 = c[:-1], c[1:]
+        reach = np.abs(c1 - c0)
+        near = valid & (reach <= 1)
+        far = valid & (reach > 1)
     lines = np.column_stack([x0[far], y0[far], x1[far], y1[far]])
     line_start = np.flatnonzero(far)
 
     # Each near segment: a piece in its first column up to the boundary, and (if it crosses one)
-    # a piece in the next column from there. Interleaved so the pieces keep the curve's order.
+    # a piece in the next column from there, interleaved so the pieces keep the curve's order.
     # Where it crosses, a row goes to the column its centre lies in (as Qt's stroker decides):
     # the first column ends half a row short of the crossing height, the next starts half a row
     # past it, never beyond the segment's own ends.
     crosses = near & (reach == 1)
-    boundary = np.maximum(c0, c1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        middle = np.where(crosses, y0 + (y1 - y0) * (boundary - x0) / (x1 - x0), y1)
-    half = 0.5 * np.sign(y1 - y0)
     low, high = np.minimum(y0, y1), np.maximum(y0, y1)
-    end_first = np.where(crosses, np.clip(middle - half, low, high), y1)
-    start_next = np.clip(middle + half, low, high)
-    piece_col = np.column_stack([c0, c1]).reshape(-1)
-    piece_a = np.column_stack([y0, start_next]).reshape(-1)
-    piece_b = np.column_stack([end_first, y1]).reshape(-1)
-    keep = np.column_stack([near, crosses]).reshape(-1)
-    piece_col, piece_a, piece_b = piece_col[keep], piece_a[keep], piece_b[keep]
-    piece_start = (np.flatnonzero(keep) // 2)
-    top = np.minimum(piece_a, piece_b)
-    bottom = np.maximum(piece_a, piece_b)
-    if piece_col.shape[0]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        middle = y0 + (y1 - y0) * (np.maximum(c0, c1) - x0) / (x1 - x0)
+    half = np.where(y1 > y0, 0.5, -0.5)
+    end_first = np.where(crosses, np.minimum(np.maximum(middle - half, low), high), y1)
+    start_next = np.minimum(np.maximum(middle + half, low), high)
+    segments = y0.shape[0]
+    piece_col = np.empty(2 * segments)
+    piece_top = np.empty(2 * segments)
+    piece_bottom = np.empty(2 * segments)
+    keep = np.empty(2 * segments, dtype=bool)
+    piece_col[0::2], piece_col[1::2] = c0, c1
+    piece_top[0::2], piece_top[1::2] = np.minimum(y0, end_first), np.minimum(start_next, y1)
+    piece_bottom[0::2], piece_bottom[1::2] = np.maximum(y0, end_first), np.maximum(start_next, y1)
+    keep[0::2], keep[1::2] = near, crosses
+    kept = np.flatnonzero(keep)
+    piece_col, top, bottom = piece_col[kept], piece_top[kept], piece_bottom[kept]
+    if kept.shape[0]:
         # Consecutive pieces in one column are one connected stroke: one span.
-        starts = np.flatnonzero(np.concatenate([[True], piece_col[1:] != piece_col[:-1]]))
-        column, start = piece_col[starts], piece_start[starts]
+        starts = np.flatnonzero(np.diff(piece_col, prepend=np.nan) != 0)
+        column, start = piece_col[starts], kept[starts] // 2
         top = np.minimum.reduceat(top, starts)
         bottom = np.maximum.reduceat(bottom, starts)
     else:
-        column, start = piece_col, piece_start
+        column, start = piece_col, kept
     inside = (column >= 0) & (column < width) & (bottom >= 0) & (top < height)
     column, top, bottom, start = column[inside], top[inside], bottom[inside], start[inside]
-    top = np.clip(np.floor(top), 0, height - 1).astype(np.int64)
-    bottom = np.clip(np.floor(bottom), 0, height - 1).astype(np.int64)
+    top = np.maximum(np.floor(top), 0).astype(np.int64)
+    bottom = np.minimum(np.floor(bottom), height - 1).astype(np.int64)
     return ColumnSpans(column.astype(np.int64), top, bottom, start, lines, line_start)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from pyqtgraph import functions as fn
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtCore import QLineF, QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QImage, QPainter, QPen, QTransform
 
 from vqstudio.app.panels.column_spans import column_spans
@@ -31,7 +32,7 @@ from vqstudio.app.panels.column_spans import column_spans
 DIRECT_INK = 120_000
 QUARTER_TURN = QTransform().rotate(90)
 
-try:  # pyqtgraph's array of QRectF / QLineF over a numpy buffer: no Python object per rectangle
+try:  # pyqtgraph's array of QLineF over a numpy buffer: no Python object per line
     from pyqtgraph.Qt.internals import PrimitiveArray
 except ImportError:  # pragma: no cover - older pyqtgraph: a list of objects (slower, same picture)
     PrimitiveArray = None
@@ -263,18 +264,18 @@ def _spannable(pen: QPen) -> bool:
 
 
 def _draw_rects(painter: QPainter, left, top, width) -> None:
-    """Fill one-pixel-high rectangles ``(left[k], top[k], width[k], 1)``."""
+    """Fill one-pixel-high rectangles ``(left[k], top[k], width[k], 1)`` (integers).
+
+    Handed to Qt as one array of QRect (int x1, y1, x2, y2 each, QRect's own layout): the raster
+    engine fills integer rectangles directly, a third faster than QRectF's path (8.6k spans:
+    2.0 vs 2.7 ms)."""
     count = left.shape[0]
     if count == 0:
         return
-    if PrimitiveArray is None:
-        painter.drawRects([QRectF(a, b, c, 1) for a, b, c in zip(left, top, width)])
-        return
-    rects = PrimitiveArray(QRectF, 4)
-    rects.resize(count)
-    values = rects.ndarray()
-    values[:, 0], values[:, 1], values[:, 2], values[:, 3] = left, top, width, 1
-    painter.drawRects(*rects.drawargs())
+    corners = np.empty((count, 4), dtype=np.int32)
+    corners[:, 0], corners[:, 1] = left, top
+    corners[:, 2], corners[:, 3] = left + width - 1, top
+    painter.drawRects(shiboken6.wrapInstance(corners.ctypes.data, QRect), count)
 
 
 def _draw_lines(painter: QPainter, lines: np.ndarray) -> None:
