@@ -90,6 +90,7 @@ def test_control_column_and_the_change_beyond_the_extra_steps():
     text = format_text(v)
     assert "control: r-verify-control (no change) at step 800" in text
     assert "the change beyond the extra steps (control -> after): gone" in text
+    assert "    control: -\n" in text and "[]" not in text  # clipping: new in the fork, not in the control
     assert re.search(r"mel distance\s+1\s+0\.8\s+0\.7", text)
     data = v.to_dict()
     assert data["control"]["step"] == 800 and data["control_fork"] == "r-verify-control"

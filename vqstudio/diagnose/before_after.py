@@ -178,7 +178,8 @@ def format_text(v: Verification) -> str:
         lines.append(f"    before:  {row.cells['before']}")
         lines.append(f"    after:   {row.cells['after']}")
         if v.control is not None:
-            lines.append(f"    control: {row.cells['control']}  [{row.verdicts['control']}]")
+            mark = f"  [{row.verdicts['control']}]" if row.verdicts["control"] else ""  # "": in neither
+            lines.append(f"    control: {row.cells['control']}{mark}")
             lines.append(f"    the change beyond the extra steps (control -> after): {row.change}")
     tally = v.tally()
     lines.append("  " + ", ".join(f"{n} {word}" for word, n in tally.items()))
