@@ -60,7 +60,8 @@ class LiveReconstruction:
         """Queue ``reconstruct`` with ``args`` (``wave``, ``levels``, ``tag``, ``same_step``)."""
         with self._cond:
             if self._closing:
-                raise UserError("the run has ended", "start or open a run to reconstruct through it")
+                raise UserError("the run has ended",
+                                "start or open a run to reconstruct through it")
             self.snapshots.wanted = True
             self._waiting = (ident, args, time.perf_counter())
             if self._thread is None:
@@ -112,7 +113,8 @@ class LiveReconstruction:
                             "choose a clip of at least a few milliseconds")
         start = time.perf_counter()
         keep = bool(args.get("same_step")) and time.monotonic() - self._held_since < SAME_STEP_S
-        held = self.snapshots.hold(newest=not keep, timeout=0 if self._closing else FIRST_SNAPSHOT_TIMEOUT_S)
+        wait = 0 if self._closing else FIRST_SNAPSHOT_TIMEOUT_S
+        held = self.snapshots.hold(newest=not keep, timeout=wait)
         if held is None:
             raise UserError("the run ended before its weights could be read",
                             "start or open the run again to reconstruct through it")
@@ -130,7 +132,9 @@ class LiveReconstruction:
             self._latent = (key, digest, latent)
         audio = decode_latent(model, latent, levels, wave.size, amp=self._amp)
         done = time.perf_counter()
-        self.timings.append({"waited": start - asked, "hold": held_at - start, "inference": done - held_at,
-                             "inference_cpu": time.thread_time() - cpu, "encoded": float(encoded)})
+        self.timings.append({"waited": start - asked, "hold": held_at - start,
+                             "inference": done - held_at, "inference_cpu": time.thread_time() - cpu,
+                             "encoded": float(encoded)})
         del self.timings[:-64]
-        return {"audio": audio, "levels": args.get("levels"), "step": key[0], "sample_rate": self._rate}
+        return {"audio": audio, "levels": args.get("levels"), "step": key[0],
+                "sample_rate": self._rate}

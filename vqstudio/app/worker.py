@@ -212,9 +212,8 @@ class TrainingWorker(QObject):
             trainer = Trainer(config, run_dir, mailbox=self._mailbox)
             loop = TrainingLoop(trainer, self._emit, self.probe_seconds)
             model = trainer.model
-            self.live = LiveReconstruction(
-                loop.snapshots, self._live_answer, (model.sample_rate, model.hop, trainer.device, trainer.amp)
-            )
+            self.live = LiveReconstruction(loop.snapshots, self._live_answer, (
+                model.sample_rate, model.hop, trainer.device, trainer.amp))
             loop.run()
             loop.stopping(save=self._save_on_stop)
         except UserError as exc:

@@ -59,8 +59,8 @@ def reconstruct(
     return decode_latent(model, latent, levels, len(wave), amp=amp, with_codes=with_codes)
 
 
-def encode_clip(model: torch.nn.Module, wave: np.ndarray, *, device: torch.device | str | None = None,
-                amp: bool = False) -> torch.Tensor:
+def encode_clip(model: torch.nn.Module, wave: np.ndarray, *,
+                device: torch.device | str | None = None, amp: bool = False) -> torch.Tensor:
     """Mono clip ``[T]`` -> the encoder's latent ``[1, D, N]`` (an inference tensor on the model's
     device), in chunks for clips over ``CHUNK_SECONDS``. Keep it to decode the clip again with
     other levels through the same weights (:func:`decode_latent`) without encoding it twice."""

@@ -76,7 +76,8 @@ class WeightSnapshots:
         self.published_at = time.monotonic()
         return True
 
-    def hold(self, newest: bool = True, timeout: float | None = None) -> tuple[nn.Module, Any] | None:
+    def hold(self, newest: bool = True,
+             timeout: float | None = None) -> tuple[nn.Module, Any] | None:
         """The copy to run and its key. ``newest``: the newest published one (waiting up to
         ``timeout`` seconds for a first publish, or for the one being written); otherwise the
         copy held last time, if any. None when nothing was published in time."""
