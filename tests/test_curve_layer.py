@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
 
 from vqstudio.app.panels.column_spans import column_spans
@@ -56,29 +56,35 @@ def test_spans_outside_the_image_are_dropped_and_cut_at_its_edges():
     assert (spans.top[0], spans.bottom[0]) == (0, 39)
 
 
-def plot(qtbot, layered: bool, x, y, log_y=True) -> np.ndarray:
+def plot(qtbot, layered: bool, x, y, log_y=True, style=Qt.PenStyle.SolidLine,
+         under: str | None = None) -> np.ndarray:
     """The curve painted into a 600 x 300 plot by the layer (as spans, however thin) or by
-    pyqtgraph's PlotDataItem; the pixels of its colour (rows, columns)."""
+    pyqtgraph's PlotDataItem, after a solid curve in the colour ``under`` if given (three times
+    higher); the pixels of the colour ``under`` if given, else of the curve's (rows, columns)."""
     widget = pg.PlotWidget(background="#000000")
     qtbot.addWidget(widget)
     widget.resize(600, 300)
     item = widget.getPlotItem()
     item.hideAxis("left")
     item.hideAxis("bottom")
-    pen = pg.mkPen(COLOUR, width=1)
+    pen = pg.mkPen(COLOUR, width=1, style=style)
     if layered:
         layer = CurveLayer()
         layer.direct_ink = 0
         item.addItem(layer)
+        if under is not None:
+            layer.add(pg.mkPen(under, width=1), "under").setData(x, y * 3)
         layer.add(pen, "curve").setData(x, y)
     else:
+        if under is not None:
+            item.addItem(pg.PlotDataItem(x, y * 3, pen=pg.mkPen(under, width=1)))
         item.addItem(pg.PlotDataItem(x, y, pen=pen))
     item.setLogMode(False, log_y)
     item.setXRange(float(x[0]), float(x[-1]), padding=0.02)
     item.enableAutoRange(y=True)
     image = widget.grab().toImage()
     colours = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
-    return colours & 0xFFFFFF == QColor(COLOUR).rgb() & 0xFFFFFF
+    return colours & 0xFFFFFF == QColor(under or COLOUR).rgb() & 0xFFFFFF
 
 
 @pytest.mark.parametrize("points", [300, 5_000])  # a few pixels apart; a dense zigzag
@@ -98,6 +104,19 @@ def test_the_layer_paints_what_pyqtgraph_strokes(qtbot, points):
     bottom = lambda lit: np.where(lit, rows, -1).max(axis=0)[columns]  # noqa: E731
     assert np.mean(np.abs(top(ours) - top(theirs)) <= 1) >= 0.9
     assert np.mean(np.abs(bottom(ours) - bottom(theirs)) <= 1) >= 0.9
+
+
+def test_a_dashed_curve_among_spans_is_stroked_not_filled(qtbot):
+    rng = np.random.default_rng(3)
+    x = np.arange(5000, dtype=np.float64)
+    y = np.exp(-x / 5000) * np.exp(rng.normal(0, 0.3, x.size))
+    dashed = Qt.PenStyle.DashLine
+    ours, theirs = (plot(qtbot, layered, x, y, style=dashed, under="#0000ff") for layered in (True, False))
+    # The solid curve drawn before it keeps its pixels: the dashed path is not filled with it
+    assert abs(int(ours.sum()) - int(theirs.sum())) <= 0.03 * theirs.sum()
+    # and the dashed curve's ink is pyqtgraph's (the dash pattern's phase differs pixel by pixel).
+    ours, theirs = (plot(qtbot, layered, x, y, style=dashed) for layered in (True, False))
+    assert abs(int(ours.sum()) - int(theirs.sum())) <= 0.1 * theirs.sum()
 
 
 @pytest.mark.parametrize("direct_ink", [0, 10**9])  # as spans; as pyqtgraph's paths

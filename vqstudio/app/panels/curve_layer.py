@@ -234,6 +234,7 @@ class CurveLayer(pg.GraphicsObject):
             if not _spannable(pen):
                 x, y = curve.shown(self.log_y)
                 painter.setPen(pen)
+                painter.setBrush(Qt.BrushStyle.NoBrush)  # a path is filled with the brush
                 painter.drawPath(fn.arrayToQPath(y * sy + ty, width - (x * sx + tx), connect="finite"))
                 continue
             mine = slice(span_cut[number], span_cut[number + 1])
@@ -251,6 +252,7 @@ class CurveLayer(pg.GraphicsObject):
 
     def _paint_paths(self, painter: QPainter, shown) -> None:
         """Each curve stroked as one path in view coordinates (pyqtgraph's way)."""
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         for curve in shown:
             x, y = curve.shown(self.log_y)
             painter.setPen(curve.pen)
