@@ -70,7 +70,7 @@ def plot(qtbot, layered: bool, x, y, log_y=True, style=Qt.PenStyle.SolidLine,
     pen = pg.mkPen(COLOUR, width=1, style=style)
     if layered:
         layer = CurveLayer()
-        layer.direct_ink = 0
+        layer.route = "spans"
         item.addItem(layer)
         if under is not None:
             layer.add(pg.mkPen(under, width=1), "under").setData(x, y * 3)
@@ -119,8 +119,8 @@ def test_a_dashed_curve_among_spans_is_stroked_not_filled(qtbot):
     assert abs(int(ours.sum()) - int(theirs.sum())) <= 0.1 * theirs.sum()
 
 
-@pytest.mark.parametrize("direct_ink", [0, 10**9])  # as spans; as pyqtgraph's paths
-def test_each_column_of_a_million_point_curve_shows_the_datas_min_and_max_near_it(qtbot, direct_ink):
+@pytest.mark.parametrize("route", ["spans", "paths"])
+def test_each_column_of_a_million_point_curve_shows_the_datas_min_and_max_near_it(qtbot, route):
     n = 1_000_000
     rng = np.random.default_rng(1)
     steps = np.arange(1, n + 1, dtype=np.float64)
@@ -135,7 +135,7 @@ def test_each_column_of_a_million_point_curve_shows_the_datas_min_and_max_near_i
     panel.resize(1000, 500)
     panel.refresh()
     panel.curves["a"].item.setPen(pg.mkPen(COLOUR, width=1))
-    panel.layer.direct_ink = direct_ink
+    panel.layer.route = route
     for left, right in [(0, n), (250_000, 400_000)]:
         panel.plot_item.setXRange(left, right, padding=0)
         panel.refresh()

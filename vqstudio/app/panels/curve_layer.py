@@ -27,9 +27,13 @@ from PySide6.QtGui import QImage, QPainter, QPen, QTransform
 
 from vqstudio.app.panels.column_spans import column_spans
 
-# Below this many painted pixels (thin curves: smoothed, or few points) stroking paths directly
-# costs less than the image's fixed cost (filling, transposing and drawing it, ~1.5 ms at 1400 px).
-DIRECT_INK = 120_000
+# What each way of painting costs (measured at 1145 x 656 px on this project's 2-core machine):
+# Qt stroking a one-pixel pen, per pixel it paints; the image's filling, turning and drawing, per
+# pixel of the view; one span's rectangle. Thin curves (smoothed, or few points) are cheaper
+# stroked; dense ones as spans (8 raw curves: ~13 ms stroked, ~4 ms as spans).
+STROKE_NS_PER_PIXEL = 12.0
+IMAGE_NS_PER_PIXEL = 1.5
+SPAN_NS = 200.0
 QUARTER_TURN = QTransform().rotate(90)
 
 try:  # pyqtgraph's array of QLineF over a numpy buffer: no Python object per line
@@ -88,7 +92,7 @@ class CurveLayer(pg.GraphicsObject):
         self._version = 0
         self._bounds: dict = {}
         self._cached: tuple | None = None  # (key, image or None: paths) of the last paint
-        self.direct_ink = DIRECT_INK
+        self.route: str | None = None  # "spans" or "paths" to choose for every paint (tests)
 
     # -- curves ---------------------------------------------------------------------------------
 
@@ -185,13 +189,16 @@ class CurveLayer(pg.GraphicsObject):
         key = (sx, sy, tx, ty, width, height, ratio, self._version)
         if self._cached is None or self._cached[0] != key:
             strokes = self._strokes(shown, width, height, sx, sy, tx, ty)
+            spans = strokes[0]
+            as_spans = (width * height * IMAGE_NS_PER_PIXEL + spans.column.shape[0] * SPAN_NS
+                        < spans.ink() * STROKE_NS_PER_PIXEL)
             image = None
-            if strokes[0].ink() >= self.direct_ink:
+            if self.route == "spans" or (self.route is None and as_spans):
                 image = self._render(shown, strokes, width, height, sx, sy, tx, ty)
                 image.setDevicePixelRatio(ratio)
             self._cached = (key, image)
         image = self._cached[1]
-        if image is None:  # thin curves: pyqtgraph's way is cheaper than an image
+        if image is None:  # thin curves: stroking them is cheaper than the image
             self._paint_paths(painter, shown)
             return
         painter.save()
