@@ -99,7 +99,7 @@ class MinMaxPyramid:
             index = np.append(index, tail_start)
         merge = max(1, lo.shape[0] // pixels)
         if merge > 1:
-            lo, hi, index = _merged(lo, merge, np.min), _merged(hi, merge, np.max), index[::merge]
+            lo, hi, index = _merged(lo, merge, np.minimum), _merged(hi, merge, np.maximum), index[::merge]
         pairs = np.column_stack([lo, hi])
         # min, max, then max, min: the stroke joining two runs stays short instead of crossing
         # the whole band, which halves the pixels a noisy curve paints.
@@ -116,10 +116,18 @@ def _blockwise(pairwise, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _merged(values: np.ndarray, merge: int, reduce) -> np.ndarray:
-    """``reduce`` over runs of ``merge`` consecutive values (the last run may be shorter)."""
+def _merged(values: np.ndarray, merge: int, pairwise) -> np.ndarray:
+    """``pairwise`` (np.minimum or np.maximum) over runs of ``merge`` consecutive values (the
+    last run may be shorter). Few per run: folded over strided slices, as :func:`_blockwise`
+    (a ``[m, merge]`` reshape reduced along its short axis is 4-25x slower: 0.8 ms for 16k
+    values in runs of 2); many: ``reduceat``."""
     cut = values.shape[0] // merge * merge
-    out = reduce(values[:cut].reshape(-1, merge), axis=1)
+    if merge <= 16:
+        out = values[0:cut:merge].copy()
+        for offset in range(1, merge):
+            pairwise(out, values[offset:cut:merge], out=out)
+    else:
+        out = pairwise.reduceat(values[:cut], np.arange(0, cut, merge))
     if cut < values.shape[0]:
-        out = np.append(out, reduce(values[cut:]))
+        out = np.append(out, pairwise.reduce(values[cut:]))
     return out
