@@ -92,6 +92,7 @@ class CurveLayer(pg.GraphicsObject):
         self._version = 0
         self._bounds: dict = {}
         self._cached: tuple | None = None  # (key, image or None: paths) of the last paint
+        self._flipped: QImage | None = None  # the turned image, kept for the next paint
         self.route: str | None = None  # "spans" or "paths" to choose for every paint (tests)
 
     # -- curves ---------------------------------------------------------------------------------
@@ -232,7 +233,9 @@ class CurveLayer(pg.GraphicsObject):
         line_cut = np.searchsorted(line_curve, numbers)
         # Screen column c is the flipped image's row width - 1 - c and screen row r its column r:
         # turned a quarter clockwise (Qt's fast exact rotation) it is the screen's picture.
-        flipped = QImage(height, width, QImage.Format.Format_ARGB32_Premultiplied)
+        flipped = self._flipped
+        if flipped is None or flipped.width() != height or flipped.height() != width:
+            flipped = self._flipped = QImage(height, width, QImage.Format.Format_ARGB32_Premultiplied)
         flipped.fill(0)
         painter = QPainter(flipped)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
