@@ -23,8 +23,13 @@ DEMO_PACKAGES := espeak-ng fluidsynth fluid-soundfont-gm
 run: env
 	$(PY) main.py
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test module to a process so that its
+# module-scoped trained runs are made once: on 2 cores one process leaves a core idle while a test
+# waits on a subprocess, a real-time audio stream or a timer. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: env
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope) $(PYTEST_ARGS)
 
 env: system-packages $(STAMP)
 
