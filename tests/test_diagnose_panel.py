@@ -5,6 +5,7 @@ the finding's clip, region and source."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,12 @@ from PySide6.QtWidgets import QApplication
 from helpers import answer_next_dialog, attached_worker, tiny_config, train_tiny_run
 from vqstudio.app.panels.audition import AuditionPanel
 from vqstudio.app.panels.audition_readouts import FIRST, SECOND
-from vqstudio.app.panels.diagnosis import DiagnosisPanel
+from vqstudio.app.panels.diagnosis import TOOLTIP_FIGURES, DiagnosisPanel
 from vqstudio.app.window import MainWindow
 from vqstudio.config import load_config
 from vqstudio.config_fields import text_of
 from vqstudio.diagnose.findings import Finding
+from vqstudio.diagnose.report import _figure
 from vqstudio.experiments.checkpoint_ref import available
 from vqstudio.train.runfolder import RunFolder
 
@@ -61,6 +63,12 @@ def test_diagnosis_while_training_then_apply_and_listen(qtbot, worker, corpus, t
     d = panel.diagnosis
     assert d.step is not None and d.step >= 2
     assert panel.findings.count() == len(d.findings) > 0
+    # The list is narrow and cuts titles: each item's tooltip has the whole title and evidence.
+    for i, f in enumerate(d.findings):
+        tip = panel.findings.item(i).data(Qt.ItemDataRole.ToolTipRole)
+        assert html.escape(f.title) in tip and f.id in tip
+        for key, value in list(f.evidence.items())[:TOOLTIP_FIGURES]:
+            assert f"{html.escape(str(key))}: {html.escape(_figure(value))[:40]}" in tip
     assert "background_mos" in d.skipped  # not asked for
     ranks = [f.rank for f in d.findings]
     assert ranks == sorted(ranks, reverse=True)

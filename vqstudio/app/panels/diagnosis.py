@@ -30,6 +30,24 @@ from vqstudio.diagnose.findings import Diagnosis, Finding
 from vqstudio.diagnose.report import _figure
 
 MARK = {"bad": "BAD", "warn": "WARN", "info": "info"}
+TOOLTIP_FIGURES = 6  # evidence entries a finding's tooltip lists (the details show them all)
+TOOLTIP_FIGURE_CHARS = 90  # one entry's text, at most
+
+
+def finding_tooltip(f: Finding) -> str:
+    """A list item's tooltip: the finding's whole title and a summary of its evidence (rich
+    text, so Qt wraps it instead of drawing one line across the screen)."""
+    figures = list(f.evidence.items())
+    lines = []
+    for key, value in figures[:TOOLTIP_FIGURES]:
+        text = _figure(value)
+        if len(text) > TOOLTIP_FIGURE_CHARS:
+            text = text[:TOOLTIP_FIGURE_CHARS - 1] + "…"
+        lines.append(f"{html.escape(str(key))}: {html.escape(text)}")
+    if len(figures) > TOOLTIP_FIGURES:
+        lines.append(f"… {len(figures) - TOOLTIP_FIGURES} more in the details")
+    return (f"<p><b>{html.escape(f.title)}</b> ({MARK[f.severity]}, {html.escape(f.id)})</p>"
+            + (f"<p>{'<br>'.join(lines)}</p>" if lines else "<p>no figures</p>"))
 
 
 class DiagnosisPanel(QWidget):
@@ -205,6 +223,7 @@ class DiagnosisPanel(QWidget):
         for f in diagnosis.findings:
             item = QListWidgetItem(f"[{MARK[f.severity]}] {f.title}")
             item.setData(Qt.ItemDataRole.UserRole, f.id)
+            item.setToolTip(finding_tooltip(f))  # the list is narrow: titles are often cut
             self.findings.addItem(item)
         took = sum(diagnosis.seconds.values())
         self.status.setText(f"Step {diagnosis.step}: {len(diagnosis.findings)} finding(s) on "
