@@ -5,6 +5,11 @@ within the neighbouring column)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
@@ -260,3 +265,29 @@ def test_points_arriving_while_following_are_painted_at_once(qtbot):
 
     assert highest_columns(before).min() < 0.5 * before.shape[1]  # noise peaks all along
     assert highest_columns(after).min() > 0.95 * after.shape[1]  # the spike, at the right edge
+
+
+def test_on_a_hidpi_screen_the_spans_are_device_pixels(tmp_path):
+    """Two device pixels per point (QT_SCALE_FACTOR=2, in a process of its own): the layer's image
+    has the device's pixels, and its picture is pyqtgraph's there too."""
+    script = tmp_path / "hidpi.py"
+    script.write_text(
+        "import numpy as np, sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import test_curve_layer as t\n"
+        "class Bot:\n"
+        "    def addWidget(self, widget): pass\n"
+        "rng = np.random.default_rng(5)\n"
+        "x = np.arange(5000.0); y = np.exp(-x / 5000) * np.exp(rng.normal(0, 0.3, x.size))\n"
+        "ours, theirs = t.plot(Bot(), True, x, y), t.plot(Bot(), False, x, y)\n"
+        "print(app.primaryScreen().devicePixelRatio(), ours.shape[1], (ours & theirs).sum() / theirs.sum(),"
+        " (ours & ~theirs).sum() / theirs.sum())\n")
+    env = dict(os.environ, QT_SCALE_FACTOR="2", QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    ratio, width, shared, extra = (float(v) for v in done.stdout.split())
+    assert ratio == 2.0 and width == 1200  # the 600-point-wide plot grabbed at device pixels
+    assert shared >= 0.98 and extra <= 0.02
