@@ -16,9 +16,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import REPO, open_and_wait, tiny_sets, write_corpus
+from PySide6.QtCore import QTimer
+
+from helpers import REPO, open_and_wait, tiny_sets, write_corpus, write_run
+from vqstudio.experiments.run_history import read_history
 from vqstudio.experiments.run_tail import RunTail, steps_per_second, who_trains
 from vqstudio.train.run_lock import RunLock
+from vqstudio.train.runfolder import RunFolder
 
 WAIT_MS = 120_000
 
@@ -69,6 +73,32 @@ def test_tail_skips_what_the_caller_has_and_sees_new_checkpoints(tmp_path):
     moved = tail.poll().checkpoint
     assert moved["step"] == 3 and moved["file"] == "step-00000003.pt"
     assert tail.poll().checkpoint is None  # reported once
+
+
+def test_a_tail_resuming_a_history_reads_only_what_came_after_it(tmp_path):
+    metrics, events = tmp_path / "metrics.csv", tmp_path / "events.jsonl"
+    _write(metrics, "step,total\n1,0.5\n2,0.4\n3,0.3", "w")  # the last row half written
+    _write(events, '{"kind": "start", "step": 0, "time": 5.0}\n{"kind": "lr", "step": 2, "time": 6.0}', "w")
+    history = read_history(tmp_path)
+    assert history.rows == 2 and [e["kind"] for e in history.events] == ["start", "lr"]
+    tail = RunTail.resuming(history)
+    assert tail.offsets == (len("step,total\n1,0.5\n2,0.4\n"), events.stat().st_size)
+    assert tail.header == ["step", "total"]
+    _write(metrics, "5\n4,0.2\n")  # the half row finished, one more
+    _write(events, '\n{"kind": "weights", "step": 4, "time": 7.0}\n')
+    update = tail.poll()
+    assert not update.restarted and update.rows["step"].tolist() == [3, 4]
+    assert update.rows["total"].tolist() == [0.35, 0.2]
+    assert [e["kind"] for e in update.events] == ["weights"]  # the lr event is not read twice
+    assert tail.bytes_read == len("3,0.35\n4,0.2\n") + len('\n{"kind": "weights", "step": 4, "time": 7.0}\n')
+
+    # A file rewritten between the history's reading and the tail's first poll: read again whole.
+    history = read_history(tmp_path)
+    replacement = tmp_path / "metrics.tmp"
+    _write(replacement, "step,total\n1,0.5\n", "w")
+    os.replace(replacement, metrics)
+    update = RunTail.resuming(history).poll()
+    assert update.restarted and update.rows["step"].tolist() == [1]
 
 
 def test_steps_per_second_comes_from_the_rows_own_clock():
@@ -287,3 +317,45 @@ def test_two_apps_follow_one_run_and_a_row_cut_by_the_dying_trainer_is_left_out(
     finally:
         for win in windows:
             win.close()
+
+
+def _append_rows(run: Path, steps: range) -> int:
+    """Rows as write_run writes them, appended to metrics.csv; returns their bytes."""
+    text = "".join(f"{s},{1.7e9 + s * 0.5:.7g},{s * 0.25 + 10:.7g},0.001,0.3,0.1,0.1,0.1\n" for s in steps)
+    _write(run / "metrics.csv", text)
+    return len(text)
+
+
+def test_a_followed_100k_row_run_a_new_trainer_resumes_is_read_again_in_the_background(qtbot, window, tmp_path):
+    run = write_run(tmp_path / "big", 100_000)
+    lock = RunLock.acquire(run)  # this process trains it, as far as the app can tell
+    try:
+        open_and_wait(qtbot, window, run)
+        assert window.follower.active
+        qtbot.waitUntil(lambda: window.follower.tail is not None, timeout=WAIT_MS)
+        first = window.follower.tail
+        _append_rows(run, range(100_001, 100_004))
+        qtbot.waitUntil(lambda: window.store.current_step == 100_003, timeout=WAIT_MS)
+        assert first.bytes_read < 200  # the three rows: the 100k read in the background are not read again
+
+        # The trainer stops; a new one takes the lock and resumes from step 90000, which
+        # rewrites metrics.csv and events.jsonl (RunFolder.set_aside_after, as a resume does).
+        lock.release()
+        RunFolder(run).set_aside_after(90_000)
+        lock = RunLock.acquire(run)
+        ticks = []
+        timer = QTimer(interval=10)
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.start()
+        qtbot.waitUntil(lambda: window.follower.tail not in (None, first), timeout=WAIT_MS)
+        timer.stop()
+        assert len(ticks) >= 10  # the event loop went on while the rewritten run was read again
+        assert window.follower.active and window.store.current_step == 90_000
+        assert len(window.store.steps) == 90_000
+        tail = window.follower.tail
+        appended = _append_rows(run, range(90_001, 90_006))
+        qtbot.waitUntil(lambda: window.store.current_step == 90_005, timeout=WAIT_MS)
+        assert window.store.steps.view()[-6:].tolist() == list(range(90_000, 90_006))
+        assert tail.bytes_read == appended  # the GUI thread's polls read the new rows only
+    finally:
+        lock.release()

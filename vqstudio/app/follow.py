@@ -108,10 +108,7 @@ class RunFollower(QObject):
             self.store.info = {**self.store.info, "device": device}
         for note in history.notices:
             self._note(note)
-        steps = history.columns.get("step")
-        after_step = float(steps[-1]) if steps is not None and len(steps) else None
-        times = [e.get("time") for e in history.events if isinstance(e.get("time"), (int, float))]
-        self.tail = RunTail(self.run_dir, after_step, max(times) if times else None)
+        self.tail = RunTail.resuming(history)  # from where the background read stopped
         self.last_update = time.monotonic()
         self._show_speed()
         self.window.statusBar().showMessage(f"Following {pretty_path(self.run_dir)} from step {self.store.current_step}")

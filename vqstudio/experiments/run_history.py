@@ -10,12 +10,17 @@ shown. Only a folder with neither ``config.toml`` nor ``metrics.csv`` is refused
 ``metrics.csv`` is parsed in bulk (the complete lines of the file's width joined and read by
 numpy's C parser: 100k rows of 20 columns in a fraction of a second, where the ``csv`` module
 takes seconds); a file numpy cannot read whole falls back to a row-by-row read.
+
+What was read of ``metrics.csv`` and ``events.jsonl`` is marked (:class:`FileMark`: the bytes of
+whole lines read, and which file they were read from), so a follower of a run another process
+trains goes on from there (``run_tail.RunTail.resuming``) instead of reading the file again.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +30,26 @@ import numpy as np
 
 from vqstudio.config import Config
 from vqstudio.errors import UserError
-from vqstudio.train.runfolder import CONFIG_FILE, METRICS_FILE, RunFolder
+from vqstudio.train.file_tail import HEAD_BYTES
+from vqstudio.train.runfolder import CONFIG_FILE, EVENTS_FILE, METRICS_FILE, RunFolder
 
 READ_BLOCK = 1 << 18  # bytes of metrics.csv read per call
 PARSE_BLOCK = 2000  # metrics.csv lines parsed per C call (a few ms each)
 MAX_FORK_DEPTH = 8  # parents followed for the audio-seconds schedule
 
 Progress = Callable[[float], None]  # called with the share of metrics.csv read and parsed, 0..1
+
+
+@dataclass(frozen=True)
+class FileMark:
+    """How far a file that another process appends to was read: ``offset`` bytes of whole lines,
+    of the file that was then ``(device, inode)`` and began with ``head`` (its first
+    ``HEAD_BYTES``: a file created again on a reused inode begins otherwise)."""
+
+    offset: int
+    device: int
+    inode: int
+    head: bytes
 
 
 @dataclass
@@ -46,6 +64,8 @@ class RunHistory:
     # (first step, audio seconds per step) pieces, oldest first: a fork trained its parent's
     # steps at the parent's batch size (see audio_seconds)
     audio_schedule: list[tuple[float, float]] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)  # metrics.csv's column names, in file order
+    marks: dict[str, FileMark] = field(default_factory=dict)  # METRICS_FILE/EVENTS_FILE: read to
 
     @property
     def name(self) -> str:
@@ -106,16 +126,18 @@ def read_history(path: str | Path, progress: Progress | None = None) -> RunHisto
         except UserError as exc:  # e.g. written by an older version with other settings
             notices.append(f"{run.path.name}: its {CONFIG_FILE} does not load here ({exc.problem}); "
                            "curves shown without its settings, so it cannot be resumed or compared")
-    columns, metric_notes = read_metrics_columns(run.metrics_path, progress)
+    columns, metric_notes, header, metrics_mark = _read_metrics(run.metrics_path, progress)
     notices += [f"{run.path.name}: {note}" for note in metric_notes]
-    events, bad_events = _read_events(run.events_path)
+    events, bad_events, events_mark = _read_events(run.events_path)
     if bad_events:
         notices.append(f"{run.path.name}: {bad_events} line(s) of events.jsonl could not be read "
                        "(left out)")
     if columns and "elapsed" not in columns:
         notices.append(f"{run.path.name}: metrics.csv has no elapsed column (an older version): "
                        "it cannot be drawn against training time")
-    history = RunHistory(run.path, config, columns, events, notices)
+    history = RunHistory(run.path, config, columns, events, notices, header=header)
+    history.marks = {name: mark for name, mark in ((METRICS_FILE, metrics_mark), (EVENTS_FILE, events_mark))
+                     if mark is not None}
     history.audio_schedule = _schedule(history, _world(events))
     return history
 
@@ -124,28 +146,39 @@ def read_metrics_columns(path: Path, progress: Progress | None = None
                          ) -> tuple[dict[str, np.ndarray], list[str]]:
     """``metrics.csv`` as float64 columns (empty or unreadable cells NaN) and notes on what was
     left out: a last line cut mid-row, rows of the wrong width. ``progress``: see read_history."""
+    columns, notes, _header, _mark = _read_metrics(path, progress)
+    return columns, notes
+
+
+def _read_metrics(path: Path, progress: Progress | None = None
+                  ) -> tuple[dict[str, np.ndarray], list[str], list[str], FileMark | None]:
+    """read_metrics_columns's columns and notes, the header, and the mark of what was read."""
     if not path.is_file():
-        return {}, ["no metrics.csv yet (no step logged)"]
-    lines: list[str] = []
-    size, done = max(1, path.stat().st_size), 0
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        return {}, ["no metrics.csv yet (no step logged)"], [], None
+    raw: list[bytes] = []
+    with path.open("rb") as handle:
+        st = os.fstat(handle.fileno())
+        head = handle.read(HEAD_BYTES)
+        handle.seek(0)
+        size, done = max(1, st.st_size), 0
         while True:  # in pieces: no single call holds the GIL through a whole big file
             block = handle.readlines(READ_BLOCK)
             if not block:
                 break
-            lines += block
+            raw += block
+            done += sum(map(len, block))
             if progress is not None:
-                done += sum(map(len, block))  # characters, near enough to bytes for a share
                 progress(0.5 * min(1.0, done / size))
     notes = []
-    if lines and not lines[-1].endswith("\n"):
-        if lines[-1].strip() and len(lines) > 1:
+    if raw and not raw[-1].endswith(b"\n"):
+        if raw[-1].strip() and len(raw) > 1:
             notes.append("metrics.csv ends in a cut line (a writer stopped mid-row): its last row "
                          "is left out")
-        lines.pop()
-    lines = [line.rstrip("\r\n") for line in lines]
+        done -= len(raw.pop())  # read again, whole, by a follower once its newline is there
+    mark = FileMark(done, st.st_dev, st.st_ino, head)
+    lines = [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw]
     if not lines:
-        return {}, notes + ["metrics.csv is empty"]
+        return {}, notes + ["metrics.csv is empty"], [], mark
     header = [name.strip() for name in lines[0].split(",")]
     width = len(header)
     body = [line for line in lines[1:] if line.count(",") == width - 1 and line[:1] not in ("", ",")]
@@ -153,7 +186,7 @@ def read_metrics_columns(path: Path, progress: Progress | None = None
     if dropped:
         notes.append(f"{dropped} row(s) of metrics.csv do not have its {width} columns (left out)")
     values = _parse_rows(body, width, progress)
-    return {name: values[:, i].copy() for i, name in enumerate(header)}, notes
+    return {name: values[:, i].copy() for i, name in enumerate(header)}, notes, header, mark
 
 
 def _parse_rows(body: list[str], width: int, progress: Progress | None = None) -> np.ndarray:
@@ -193,11 +226,18 @@ def _parse_block(body: list[str], width: int) -> np.ndarray:
     return rows
 
 
-def _read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
+def _read_events(path: Path) -> tuple[list[dict[str, Any]], int, FileMark | None]:
     if not path.is_file():
-        return [], 0
+        return [], 0, None
+    try:
+        with path.open("rb") as handle:
+            st = os.fstat(handle.fileno())
+            data = handle.read()
+    except OSError:
+        return [], 0, None
     events, bad = [], 0
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    end = data.rfind(b"\n") + 1  # whole lines; a last line without its newline is read as it is
+    text = data.decode("utf-8", errors="replace")
     complete = text.endswith("\n")
     lines = text.split("\n")
     for i, line in enumerate(lines):
@@ -211,9 +251,11 @@ def _read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
             continue
         if isinstance(event, dict):
             events.append(event)
+            if i == len(lines) - 1:
+                end = len(data)  # a whole object without its newline yet: not read twice
         else:
             bad += 1
-    return events, bad
+    return events, bad, FileMark(end, st.st_dev, st.st_ino, data[:HEAD_BYTES])
 
 
 def _world(events: list[dict[str, Any]]) -> int:

@@ -6,7 +6,10 @@ out) and says whether the holder is alive. :class:`RunTail` follows ``metrics.cs
 (:class:`~vqstudio.train.file_tail.FileTail`): a half-written last line is waited for, a row
 that is complete but has the wrong number of fields is counted as damaged and left out, and a
 file a resume rewrote is read again from the start (``restarted``: forget the rows and events
-you had). Any number of readers may follow one run; none of them writes to it. Qt-free.
+you had). A tail made with :meth:`RunTail.resuming` starts where a
+:class:`~vqstudio.experiments.run_history.RunHistory` stopped reading (its marks), so a follower
+that read the run in the background never reads it again where it polls. Any number of readers
+may follow one run; none of them writes to it. Qt-free.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from vqstudio.experiments.run_history import FileMark, RunHistory
 from vqstudio.train.checkpoint import LATEST
 from vqstudio.train.file_tail import FileTail
 from vqstudio.train.run_lock import STALE_SECONDS, describe_holder, lock_path, read_lock
@@ -128,6 +132,25 @@ class RunTail:
         self._latest = self.run_dir / CHECKPOINT_DIR / LATEST
         self._latest_seen: tuple[int, int, int] | None = None
         self.header: list[str] | None = None
+        self.bytes_read = 0  # whole lines of both files this tail's polls have read
+
+    @classmethod
+    def resuming(cls, history: RunHistory) -> "RunTail":
+        """A tail that goes on from where ``history`` was read to: its first :meth:`poll` reads
+        only what was written since (or, if a file was rewritten meanwhile, says ``restarted``)."""
+        tail = cls(history.path)
+        metrics, events = history.marks.get(METRICS_FILE), history.marks.get(EVENTS_FILE)
+        if metrics is not None and metrics.offset > 0:
+            _start_at(tail._metrics, metrics)
+            tail.header = list(history.header) or None
+        if events is not None and events.offset > 0:
+            _start_at(tail._events, events)
+        return tail
+
+    @property
+    def offsets(self) -> tuple[int, int]:
+        """Bytes of ``metrics.csv`` and ``events.jsonl`` read so far (whole lines)."""
+        return self._metrics.offset, self._events.offset
 
     @property
     def partial_row(self) -> bool:
@@ -137,6 +160,7 @@ class RunTail:
     def poll(self) -> TailUpdate:
         update = TailUpdate()
         lines, restarted = self._metrics.read()
+        self.bytes_read += sum(map(len, lines)) + len(lines)
         if restarted:
             self.header, self._after_step, self._after_time = None, None, None
         update.restarted = restarted
@@ -148,6 +172,7 @@ class RunTail:
         if lines and self.header:
             update.rows, update.damaged_rows = _columns(self.header, lines)
         lines, restarted = self._events.read()
+        self.bytes_read += sum(map(len, lines)) + len(lines)
         if restarted:
             self._after_time = None
         update.restarted = update.restarted or restarted
@@ -192,6 +217,12 @@ class RunTail:
         self._latest_seen = seen
         return {"step": int(pointer.get("step", 0)), "file": str(pointer["file"]),
                 "path": str(self._latest.parent / str(pointer["file"]))}
+
+
+def _start_at(tail: FileTail, mark: FileMark) -> None:
+    """Put ``tail`` where a reading that left ``mark`` stopped, as its own read would have left
+    it (FileTail, in train/, has no call for that: its three fields are set here)."""
+    tail.offset, tail._identity, tail._head = mark.offset, (mark.device, mark.inode), mark.head
 
 
 def steps_per_second(steps: np.ndarray, elapsed: np.ndarray, window_s: float = RATE_WINDOW_S) -> float:
