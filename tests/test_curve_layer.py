@@ -291,3 +291,51 @@ def test_on_a_hidpi_screen_the_spans_are_device_pixels(tmp_path):
     ratio, width, shared, extra = (float(v) for v in done.stdout.split())
     assert ratio == 2.0 and width == 1200  # the 600-point-wide plot grabbed at device pixels
     assert shared >= 0.98 and extra <= 0.02
+
+
+def test_the_layers_over_the_view_leave_pan_and_zoom_to_it(qtbot):
+    """The curve and marker layers cover the whole view; a wheel zooms and a drag pans it."""
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QMouseEvent, QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    store = RunStore()
+    store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,
+                      "weights": {"a": 1.0}, "term_names": ["a"], "sample_rate": 24000,
+                      "rvq_levels": 4, "codebook_size": 64, "lr": 3e-4, "balancer": "static"})
+    steps = np.arange(1, 100_001, dtype=np.float64)
+    store.on_scalars({"step": steps, "elapsed": steps,
+                      "terms": {"a": np.exp(np.random.default_rng(4).normal(0, 0.2, steps.size))}})
+    store.on_events([{"kind": "lr", "step": 50_000, "old": 3e-4, "new": 1e-4}])
+    panel = LossPanel(store, None)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.refresh()
+    qtbot.waitUntil(lambda: panel.view_box.viewRange()[0][1] > 90_000)  # the run in view
+    viewport = panel.plot_widget.viewport()
+    centre = QPointF(500, 250)
+    left, right = panel.view_box.viewRange()[0]
+    QApplication.sendEvent(viewport, QWheelEvent(
+        centre, viewport.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False))
+    qtbot.wait(10)
+    zoomed = panel.view_box.viewRange()[0]
+    assert zoomed[1] - zoomed[0] < 0.9 * (right - left)
+
+    def mouse(kind, x, buttons):
+        at = QPointF(x, 250)
+        QApplication.sendEvent(viewport, QMouseEvent(kind, at, viewport.mapToGlobal(at),
+                                                     Qt.MouseButton.LeftButton, buttons,
+                                                     Qt.KeyboardModifier.NoModifier))
+
+    mouse(QEvent.Type.MouseButtonPress, 600, Qt.MouseButton.LeftButton)
+    for x in range(590, 399, -10):
+        mouse(QEvent.Type.MouseMove, x, Qt.MouseButton.LeftButton)
+    mouse(QEvent.Type.MouseButtonRelease, 400, Qt.MouseButton.NoButton)
+    qtbot.wait(10)
+    panned = panel.view_box.viewRange()[0]
+    assert panned[0] > zoomed[0] + 0.1 * (zoomed[1] - zoomed[0])  # dragged left: later steps
+    panel.refresh()
+    assert panel.curves["a"].item.xData[0] > zoomed[0]  # and the curve follows the view
