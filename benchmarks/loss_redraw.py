@@ -154,7 +154,7 @@ def main() -> None:
         print(f"  [{label}] following the run + new points    {percentiles(follow)}")
         worst = max(worst, *(np.percentile([w for w, _ in s], 95) * 1e3 for s in (still, live, follow)))
     print(f"  [raw] pan/zoom, plot area only          {percentiles(plot_only)}")
-    print(f"  points handed to pyqtgraph per curve        <= {points}")
+    print(f"  points handed to the painter per curve      <= {points}")
     verdict = "met" if worst <= FRAME_MS else "NOT met"
     print(f"  goal: p95 <= {FRAME_MS:.0f} ms per redraw -> {verdict} (worst p95 {worst:.1f} ms)")
 
