@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from helpers import answer_next_dialog, open_and_wait, tiny_config, write_run
+from helpers import answer_next_dialog, open_and_wait, tiny_config, train_tiny_run, write_run
 from vqstudio.app.panels import PANELS
 from vqstudio.app.window import MainWindow
 from vqstudio.train.runfolder import RunFolder
@@ -118,6 +119,41 @@ def test_open_run_shows_curves_from_metrics_and_resumes(qtbot, window, corpus, t
     assert started.args[0]["step"] == 6
     _wait_for_step(qtbot, window, 8)
     assert window.store.steps.view()[:6].tolist() == columns["step"]  # kept, then extended
+
+
+def test_an_opened_run_shows_what_its_latest_checkpoint_does(qtbot, window, tmp_path):
+    from vqstudio.experiments.checkpoint_ref import resolve_ref
+    from vqstudio.experiments.corpus_eval import load_model
+    from vqstudio.model.inference import reconstruct
+
+    run, corpus = train_tiny_run(tmp_path, steps=8, checkpoint_every=4)
+    open_and_wait(qtbot, window, run)  # opened, not trained here, not followed
+    assert not window.follower.active and not window.worker.is_running
+    # Spectrograms, Codebooks and the audition's probe clip show the checkpoint at step 8,
+    # heard on the probe's own thread, while nothing trains.
+    qtbot.waitUntil(lambda: window.store.probe.get("reconstruction") is not None, timeout=WAIT_MS)
+    probe = window.store.probe
+    assert probe["step"] == window.probe.step == 8 and Path(probe["file"]).parent == corpus
+    model, step = load_model(resolve_ref(f"{run}:latest"))
+    assert step == 8
+    np.testing.assert_allclose(probe["reconstruction"], reconstruct(model, probe["original"], None),
+                               atol=1e-5)  # what that checkpoint makes of the clip
+    levels = int(window.store.info["rvq_levels"])
+    assert window.store.usage.shape[0] == levels and window.store.codebook_steps.view().tolist() == [8]
+    window.redraw()
+    assert window.panels["spectrograms"].probe_step == 8
+    assert "usage @ step 8" in window.panels["codebooks"].summary.text()
+    audition = window.panels["audition"]
+    qtbot.waitUntil(lambda: audition.clip is not None and audition.clip.reconstruction is not None,
+                    timeout=WAIT_MS)
+    assert audition.clip.is_probe
+    assert not window.worker.is_running and window.start_action.text() == "Resume"
+
+    # A new run prepared meanwhile is not shown the old run's probe; one without a checkpoint
+    # asks for none.
+    window.set_new_run(tiny_config(corpus), tmp_path / "fresh")
+    assert window.store.probe == {} and not window.probe.busy
+    assert not window.probe.hear(tmp_path / "fresh")
 
 
 def test_a_big_run_opens_in_the_background_with_progress_while_the_window_keeps_ticking(qtbot, window, tmp_path):

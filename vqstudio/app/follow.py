@@ -6,8 +6,8 @@ loads what it has logged so far (off the GUI thread: ``run_opening.py``) and the
 timer in the GUI thread, every :data:`POLL_MS` (a poll that finds nothing new is three ``stat``
 calls; new rows are parsed in well under a millisecond: ``benchmarks/follow_latency.py``): new
 rows and events go into the run store, so curves grow as ``metrics.csv`` grows, and steps/s is
-taken from the rows' own training clock. Each new checkpoint is heard here: the
-:class:`~vqstudio.app.checkpoint_worker.CheckpointWorker` (its own thread) reconstructs the run's
+taken from the rows' own training clock. Each new checkpoint is heard here: the window's
+:class:`~vqstudio.app.checkpoint_probe.CheckpointProbe` (its own thread) reconstructs the run's
 probe clip through it and reads its codebook figures, which go into the store as the trainer's
 ``probe`` and ``heavy`` payloads would (the Spectrograms, Codebooks and Audition panels show
 them); the audition panel hears another clip through it too (``follow_sink.py``); the sliders
@@ -22,10 +22,9 @@ import math
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel
 
-from vqstudio.app.checkpoint_worker import CheckpointWorker
 from vqstudio.app.follow_sink import FollowSink
 from vqstudio.app.run_folders import pretty_path
 from vqstudio.experiments.run_history import RunHistory
@@ -33,15 +32,11 @@ from vqstudio.experiments.run_tail import Holder, RunTail, steps_per_second, who
 
 POLL_MS = 200  # how often the files are looked at
 HOLDER_EVERY_S = 1.0  # how often the lock record is read (for the status bar and the end)
-PROBE_SECONDS = 4.0  # as long as the training app's probe clip
 STALE_RATE_S = 15.0  # no row for this long: the speed is not known any more (paused, hung)
-PROBE = "probe"  # the checkpoint worker's source name for the probe
 
 
 class RunFollower(QObject):
     """The window's follow mode; ``open(run_dir)`` starts it if another process trains the run."""
-
-    _probe_answer = Signal(object)  # the checkpoint worker's answer, carried to the GUI thread
 
     def __init__(self, window):
         super().__init__(window)
@@ -53,9 +48,6 @@ class RunFollower(QObject):
         self.sink: FollowSink | None = None
         self.holder = Holder("none")
         self.following = False
-        self.probes: CheckpointWorker | None = None
-        self._probe_id: int | None = None
-        self.probe_step: int | None = None  # the checkpoint step the probe on show came from
         self.last_update = math.nan  # time.monotonic() when rows last arrived (the benchmark reads it)
         self._holder_read = -math.inf
         self._notes_shown: set[str] = set()
@@ -66,7 +58,11 @@ class RunFollower(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
-        self._probe_answer.connect(self._on_probe)
+
+    @property
+    def probe_step(self) -> int | None:
+        """The checkpoint step the probe on show came from."""
+        return self.window.probe.step
 
     @property
     def active(self) -> bool:
@@ -83,7 +79,6 @@ class RunFollower(QObject):
         self.run_dir, self.holder, self.following = Path(run_dir), holder, True
         self.sink = FollowSink(self.run_dir, self.worker.result.emit, self.window.show_notice)
         self.worker.follow_sink = self.sink
-        self.probes = CheckpointWorker(self._probe_answer.emit)
         self._holder_read = time.monotonic()
         self._show_holder()
         self.label.show()
@@ -152,27 +147,11 @@ class RunFollower(QObject):
     def _new_checkpoint(self, checkpoint: dict) -> None:
         """Hear the probe through it (Spectrograms, Codebooks, the audition's probe clip) and
         the audition's other clip too."""
-        if self.probes is not None:
-            self._probe_id = self.probes.probe(PROBE, f"{self.run_dir}:latest", PROBE_SECONDS)
+        self.window.probe.hear(self.run_dir)
         audition = self.window.panels.get("audition")
         changed = getattr(audition, "model_changed", None)
         if changed is not None:
             changed()
-
-    def _on_probe(self, answer: dict) -> None:
-        if answer.get("id") != self._probe_id or not self.following:
-            return  # asked before a newer checkpoint, or for a run no longer followed
-        if answer.get("error"):
-            self._note(f"{self.run_dir.name}: the probe clip could not be heard through its "
-                       f"checkpoint: {answer['error']}")
-            return
-        step = int(answer["step"])
-        self.probe_step = step
-        if answer.get("file") and self.store.info.get("probe_file") != answer["file"]:
-            self.store.info = {**self.store.info, "probe_file": answer["file"]}  # names the clip
-        self.store.on_probe({key: answer[key] for key in ("step", "sample_rate", "original",
-                                                           "reconstruction", "file")})
-        self.store.on_heavy({"step": step, "codebook": answer.get("codebook") or {}})
 
     def _show_holder(self) -> None:
         self.label.setText(f"following: {self.holder.describe()}")
@@ -214,9 +193,7 @@ class RunFollower(QObject):
             self.worker.follow_sink = None
         if self.sink is not None:
             self.sink.close()
-        if self.probes is not None:
-            self.probes.close()
-        self.sink = self.tail = self.probes = self._probe_id = None
+        self.sink = self.tail = None
         self.label.hide()
 
     def refuses_start(self) -> bool:

@@ -21,6 +21,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QWidget
 
 from vqstudio.app import dock_layout
+from vqstudio.app.checkpoint_probe import CheckpointProbe
 from vqstudio.app.follow import RunFollower
 from vqstudio.app.history_reader import HistoryReader
 from vqstudio.app.menus import build_menus
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.notice_bar)
         self.status_labels = add_readouts(self.statusBar())
         self.opening = RunOpening(self, self.history_reader)  # Open run's reading and progress
+        self.probe = CheckpointProbe(self)  # a run not trained here shows its latest checkpoint
         self.follower = RunFollower(self)  # a run another process trains is followed (follow.py)
         self._needs_proportions = dock_layout.restore_layout(self, self.settings)
 
@@ -158,6 +160,7 @@ class MainWindow(QMainWindow):
             return
         self.follower.stop()
         self.opening.cancel()
+        self.probe.forget()
         self._config, self._run_dir, self._resume = config, Path(run_dir) if run_dir else None, False
         self.store.preview(config, self._run_dir)
         where = self._run_dir or self.runs_root / f"{config.preset or 'custom'}-<time>"
@@ -192,6 +195,7 @@ class MainWindow(QMainWindow):
     def _opened(self, history) -> None:
         self.store.load_history(history)
         self.statusBar().showMessage(opened_message(history.path, self.store.current_step))
+        self.probe.hear(history.path)  # Spectrograms, Codebooks: what its latest checkpoint does
 
     def _set_title(self) -> None:
         name = self._run_dir.name if self._run_dir else "new run"
