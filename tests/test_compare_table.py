@@ -6,6 +6,9 @@ measurement at once, and a bad clips folder shown as the command's one-line mess
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import threading
 
 import pytest
 
@@ -34,8 +37,55 @@ def compare_panel(qtbot, run) -> ComparePanel:
     panel.set_runs(runs)
     key = runs.add(run)
     qtbot.waitUntil(lambda: not runs.entry(key).loading, timeout=WAIT_MS)
-    panel.refresh()
+    # The checkpoints are looked up in the background: the row comes with the answer.
+    qtbot.waitUntil(lambda: (panel.refresh(), bool(panel.rows))[1], timeout=WAIT_MS)
     return panel
+
+
+def chooser_steps(panel, row: int = 0) -> list[str]:
+    chooser = panel.table.cellWidget(row, 1)
+    return [chooser.itemData(i) for i in range(chooser.count())]
+
+
+def test_a_redraw_lists_no_folder_and_new_checkpoints_still_show_up(qtbot, trained, tmp_path, monkeypatch):
+    run = tmp_path / "copy"
+    shutil.copytree(trained[0], run)
+    for step in range(12, 400, 4):  # a folder of many checkpoints (names only are read here)
+        shutil.copy(run / "checkpoints" / "step-00000008.pt", run / "checkpoints" / f"step-{step:08d}.pt")
+    panel = compare_panel(qtbot, run)
+    assert chooser_steps(panel)[:3] == ["latest", "396", "392"]
+
+    calls = {"gui": 0, "other": 0}
+    real_stat = os.stat
+    for name in ("scandir", "listdir", "stat", "lstat"):
+        real = getattr(os, name)
+
+        def counted(*args, _real=real, **kwargs):
+            calls["gui" if threading.current_thread() is threading.main_thread() else "other"] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(os, name, counted)
+    for _ in range(60):  # two seconds of the window's redraws
+        panel.refresh()
+        qtbot.wait(2)
+    assert calls["gui"] == 0
+
+    # A checkpoint the store hears of (training here, or a followed run) is offered at once.
+    panel.scan_timer.stop()
+    with monkeypatch.context() as unwatched:  # the test's own copy is no redraw's
+        unwatched.setattr(os, "stat", real_stat)
+        shutil.copy(run / "checkpoints" / "step-00000008.pt", run / "checkpoints" / "step-00000400.pt")
+    store = panel.runs.entry(panel.runs.shown()[-1].key).store
+    store.append_events([{"kind": "checkpoint", "step": 400, "file": "step-00000400.pt"}])
+    qtbot.waitUntil(lambda: (panel.refresh(), "400" in chooser_steps(panel))[1], timeout=WAIT_MS)
+    assert panel.refs() == [f"{run}:latest"]
+    # One another process writes, unannounced, within a few seconds (the scan timer).
+    panel.scan_timer.start()
+    with monkeypatch.context() as unwatched:
+        unwatched.setattr(os, "stat", real_stat)
+        shutil.copy(run / "checkpoints" / "step-00000008.pt", run / "checkpoints" / "step-00000404.pt")
+    qtbot.waitUntil(lambda: (panel.refresh(), "404" in chooser_steps(panel))[1], timeout=WAIT_MS)
+    assert calls["gui"] == 0 and calls["other"] > 0  # all of it looked up off the GUI thread
 
 
 def test_two_checkpoints_are_measured_and_the_best_of_each_column_marked(qtbot, trained, tmp_path):

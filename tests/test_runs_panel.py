@@ -239,7 +239,9 @@ def test_the_window_has_a_runs_panel_that_compares_with_the_opened_run(qtbot, tr
         assert panel.items()[str(fork.resolve())].parent() is panel.items()[CURRENT]
         losses = window.panels["losses"]
         assert losses.comparing and set(losses.overlay.runs) == {CURRENT, str(fork.resolve())}
-        assert window.panels["compare"].refs() == [f"{base}:latest", f"{fork}:latest"]
+        compare = window.panels["compare"]  # its checkpoints are looked up in the background
+        qtbot.waitUntil(lambda: (window.redraw(), compare.refs() == [f"{base}:latest", f"{fork}:latest"])[1],
+                        timeout=60_000)
         for chooser in window.panels["audition"].extra.choosers.values():  # heard as 1 or 2 too
             assert chooser.run_box.findData(str(fork)) >= 0
         chooser.choose(fork, "latest")

@@ -7,6 +7,11 @@ The rows are the runs ticked in the Runs list, each at a checkpoint chosen in it
 best, or a step); "Add row" lists the selected run again, to compare two checkpoints of one run.
 Measure runs :class:`~vqstudio.app.compare_runner.CompareRunner` (a child process per
 checkpoint, with progress and Cancel); the figures stay until the rows change.
+
+The checkpoints each chooser offers (and the listening results) come from a
+:class:`~vqstudio.app.checkpoint_scan.CheckpointScan` off the GUI thread, asked when a run is
+added or ticked, when a shown run's store gains a checkpoint event, and every few seconds (a run
+trained elsewhere); a redraw does no file-system work.
 """
 
 from __future__ import annotations
@@ -33,37 +38,19 @@ from PySide6.QtWidgets import (
 )
 
 from vqstudio.app import theme
+from vqstudio.app.checkpoint_scan import CheckpointScan, RunCheckpoints
 from vqstudio.app.compare_runner import CompareRunner
-from vqstudio.experiments.checkpoint_ref import available
 from vqstudio.experiments.compare import _columns as figure_columns
 from vqstudio.experiments.compare import _value as figure_value
 from vqstudio.experiments.compare import best_rows
-from vqstudio.train.checkpoint import checkpoint_name, latest_checkpoint
 
-try:  # imported with the window (it brings scipy.stats), not on the first fill of the table
-    from vqstudio.experiments.listening import run_summary
-except ImportError:
-    run_summary = None
-from vqstudio.train.runfolder import RunFolder
+from vqstudio.train.checkpoint import checkpoint_name
 
 FIXED = ["run", "checkpoint"]
 LISTENING = "listening"
 BEST_MARK = " ★"
 DENOISE_STRENGTH = 0.5
-
-
-def listening_cells(run_dir: Path) -> dict[str, str]:
-    """Checkpoint file name (with a variant, e.g. "step-00000400.pt denoised 0.5") -> the short
-    text of its listening results, read through :mod:`vqstudio.experiments.listening`."""
-    if run_summary is None:  # an install without the listening tests: an empty column
-        return {}
-    try:
-        summary = run_summary(run_dir)
-    except Exception:  # an unreadable listening.jsonl must not stop the table
-        return {}
-    mine = {str(run_dir), str(Path(run_dir).resolve())}
-    return {checkpoint: result.cell() for (run, checkpoint), result in summary.items()
-            if run in mine or str(Path(run).resolve()) in mine}
+SCAN_EVERY_MS = 4000  # a run trained elsewhere gains checkpoints no event announces
 
 
 class ComparePanel(QWidget):
@@ -75,6 +62,18 @@ class ComparePanel(QWidget):
         self.runs = None
         self.rows: list[dict[str, Any]] = []  # {"run": Path, "choice": QComboBox, "entries": [..]}
         self._rows_dirty = True
+        # What the disk holds, looked up off the GUI thread only when something can have changed
+        # (a redraw never lists a folder: on a shared filesystem that can take long).
+        self._found: dict[Path, RunCheckpoints] = {}
+        self._scan_asked = True
+        self._shown_found: dict[Path, RunCheckpoints] | None = None
+        self._events_seen: dict[str, tuple[list, int]] = {}  # run key -> (its events list, read)
+        self.scan = CheckpointScan(self)
+        self.scan.scanned.connect(self._on_scanned)
+        self.scan_timer = QTimer(self)
+        self.scan_timer.setInterval(SCAN_EVERY_MS)
+        self.scan_timer.timeout.connect(self._ask_scan)
+        self.scan_timer.start()
         self.runner = CompareRunner(self)
         self.runner.progress.connect(self._on_progress)
         self.runner.measured.connect(self._on_measured)
@@ -138,6 +137,14 @@ class ComparePanel(QWidget):
         self._rows_dirty = True
 
     def refresh(self) -> None:
+        """Cheap: no file-system work here (see :mod:`~vqstudio.app.checkpoint_scan`)."""
+        if self._new_checkpoint_events():
+            self._scan_asked = True
+        if self._scan_asked:
+            self._scan_asked = False
+            folders = self._folders()
+            if folders:
+                self.scan.scan(folders)
         if self._rows_dirty and not self.runner.running:
             self._rows_dirty = False
             self._sync_rows()
@@ -196,25 +203,71 @@ class ComparePanel(QWidget):
 
     def _mark_rows_dirty(self) -> None:
         self._rows_dirty = True
+        self._scan_asked = True
+
+    def _ask_scan(self) -> None:
+        self._scan_asked = True
+
+    def _folders(self) -> list[Path]:
+        shown = self.runs.shown() if self.runs is not None else []
+        return [Path(e.path) for e in shown if e.path is not None]
+
+    def _new_checkpoint_events(self) -> bool:
+        """Whether a shown run's store gained a checkpoint event since the last look (only the
+        events added since are read)."""
+        if self.runs is None:
+            return False
+        new = False
+        for entry in self.runs.shown():
+            events = entry.store.events
+            seen_list, seen = self._events_seen.get(entry.key, (None, 0))
+            start = seen if seen_list is events and seen <= len(events) else 0
+            if len(events) > start:
+                new |= any(e.get("kind") == "checkpoint" for e in events[start:])
+            self._events_seen[entry.key] = (events, len(events))
+        return new
+
+    def _on_scanned(self, found: dict) -> None:
+        if any(self._found.get(path) != checkpoints for path, checkpoints in found.items()):
+            self._found.update(found)
+            self._rows_dirty = True
+            if not self.runner.running:  # else when the measurement ends
+                self._rows_dirty = False
+                self._sync_rows()
 
     def _sync_rows(self) -> None:
         """One row per ticked run that has checkpoints (rows the user added for a run stay while
-        the run is ticked; figures stay with their rows)."""
+        the run is ticked; figures stay with their rows); the choosers offer what the last scan
+        found. The table is laid out again only if that changed what it shows."""
         shown = self.runs.shown() if self.runs is not None else []
-        wanted = [e.path for e in shown if e.path is not None and available(RunFolder(e.path))]
+        wanted = [Path(e.path) for e in shown if e.path is not None and self._checkpoints(e.path).selectors]
+        before = [(row["run"], row["checkpoint"], tuple(row["choices"])) for row in self.rows]
         kept = [row for row in self.rows if row["run"] in wanted]
+        for row in kept:
+            row["choices"] = self._choices(row["run"])
+            if row["checkpoint"] not in {value for _text, value in row["choices"]}:
+                row["checkpoint"], row["entries"], row["error"] = "latest", [], ""
         for path in wanted:
             if not any(row["run"] == path for row in kept):
                 kept.append(self._new_row(path))
         kept.sort(key=lambda row: wanted.index(row["run"]))
         self.rows = kept
-        self._fill()
+        after = [(row["run"], row["checkpoint"], tuple(row["choices"])) for row in self.rows]
+        found = {row["run"]: self._checkpoints(row["run"]) for row in self.rows}
+        if after != before or found != self._shown_found:  # e.g. new listening results
+            self._shown_found = found
+            self._fill()
 
-    @staticmethod
-    def _new_row(run: Path) -> dict[str, Any]:
-        choices = [("latest", "latest")] + [(n if n == "best" else f"step {n}", n)
-                                            for n in reversed(available(RunFolder(run)))]
-        return {"run": Path(run), "checkpoint": "latest", "choices": choices, "entries": [], "error": ""}
+    def _checkpoints(self, run: Path) -> RunCheckpoints:
+        return self._found.get(Path(run), RunCheckpoints())
+
+    def _choices(self, run: Path) -> list[tuple[str, str]]:
+        return [("latest", "latest")] + [(n if n == "best" else f"step {n}", n)
+                                         for n in reversed(self._checkpoints(run).selectors)]
+
+    def _new_row(self, run: Path) -> dict[str, Any]:
+        return {"run": Path(run), "checkpoint": "latest", "choices": self._choices(run), "entries": [],
+                "error": ""}
 
     def _chooser(self, row: dict[str, Any]) -> QComboBox:
         """The row's checkpoint chooser (made anew with the table: the table owns its widgets)."""
@@ -247,7 +300,6 @@ class ComparePanel(QWidget):
         self.table.setColumnCount(len(headings))
         self.table.setHorizontalHeaderLabels(headings)
         self.table.setRowCount(len(lines))
-        listening: dict[Path, dict[str, str]] = {}
         index = 0
         for r, (row, entry) in enumerate(lines):
             name_item = QTableWidgetItem(row["run"].name + (" (failed)" if row.get("error") else ""))
@@ -261,21 +313,19 @@ class ComparePanel(QWidget):
                 for c, (key, _heading, _better) in enumerate(columns, start=len(FIXED)):
                     self.table.setItem(r, c, self._figure(entry, key, index in marks[key]))
                 index += 1
-            cells = listening.setdefault(row["run"], listening_cells(row["run"]))
+            cells = self._checkpoints(row["run"]).listening
             name = (entry or {}).get("checkpoint") or self._checkpoint_file(row)
             if entry is not None and entry.get("variant"):
                 name = f"{name} {entry['variant']}"
             self.table.setItem(r, len(headings) - 1, QTableWidgetItem(cells.get(name, "")))
         self.table.resizeColumnsToContents()
 
-    @staticmethod
-    def _checkpoint_file(row: dict[str, Any]) -> str:
+    def _checkpoint_file(self, row: dict[str, Any]) -> str:
         choice = row["checkpoint"]
         if choice == "best":
             return "best.pt"
         if choice == "latest":
-            latest = latest_checkpoint(RunFolder(row["run"]).checkpoint_dir)
-            return latest.name if latest is not None else ""
+            return self._checkpoints(row["run"]).latest
         return checkpoint_name(int(choice)) if str(choice).isdigit() else ""
 
     @staticmethod
