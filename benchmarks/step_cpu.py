@@ -1,0 +1,76 @@
+"""Thread CPU time of one training step, presets and variants interleaved (one thread).
+
+    python benchmarks/step_cpu.py [ROW,ROW,...] [ROUNDS] [--profile]
+
+Rows (default: all): ``baseline`` (seed-baseline), ``fixed`` (seed-fixed) and seed-fixed without
+parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noEMA``, ``fixed-tanh``), so a
+difference in step cost can be pinned on a term or on the codebook bookkeeping. Each row warms up
+6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
+is printed with its ratio to the first row (thread CPU time, not wall: on a shared machine the
+other processes' load falls out). ``--profile`` adds a torch.profiler table of 4 steps of the first
+two rows. Figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+
+from vqstudio.config import load_preset
+from vqstudio.train.trainer import Trainer
+
+COMMON = ["train.cpu_threads=1", "train.validate_every=0", "train.checkpoint_every=0",
+          "train.log_every=1000000", "loss.grad_share_every=0"]
+ROWS = {
+    "baseline": ("seed-baseline", []),
+    "fixed": ("seed-fixed", []),
+    "fixed-noMR-noCX": ("seed-fixed", ["loss.weights.mrstft=0", "loss.weights.complex_stft=0"]),
+    "fixed-noCX": ("seed-fixed", ["loss.weights.complex_stft=0"]),
+    "fixed-noEMA": ("seed-fixed", ["model.ema=false", "model.kmeans_init=false", "model.dead_code_replace_every=0"]),
+    "fixed-tanh": ("seed-fixed", ['loss.mel_norm="tanh"']),
+}
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    selected = args[0].split(",") if args else list(ROWS)
+    rounds = int(args[1]) if len(args) > 1 else 5
+    torch.set_num_threads(1)
+    trainers = {}
+    for name in selected:
+        torch.manual_seed(0)
+        preset, sets = ROWS[name]
+        trainers[name] = Trainer(load_preset(preset, COMMON + sets), None, device="cpu")
+    for trainer in trainers.values():
+        for _ in range(6):
+            trainer.step()
+    cpu: dict[str, list[float]] = {name: [] for name in trainers}
+    for r in range(rounds):
+        for name, trainer in trainers.items():
+            for _ in range(4):
+                start = time.thread_time()
+                trainer.step()
+                cpu[name].append(time.thread_time() - start)
+        print("round", r, {n: round(statistics.median(v), 3) for n, v in cpu.items()}, flush=True)
+    base = statistics.median(cpu[selected[0]])
+    for name, values in cpu.items():
+        median = statistics.median(values)
+        print(f"{name:<20} median CPU s/step {median:.3f}  ratio {median / base:.3f}")
+    if "--profile" in sys.argv:
+        from torch.profiler import ProfilerActivity, profile
+
+        for name in selected[:2]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(4):
+                    trainers[name].step()
+            print("=====", name)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    for trainer in trainers.values():
+        trainer.close()
+
+
+if __name__ == "__main__":
+    main()
