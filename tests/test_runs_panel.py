@@ -248,3 +248,50 @@ def test_the_window_has_a_runs_panel_that_compares_with_the_opened_run(qtbot, tr
         assert chooser.ref == f"{fork}:latest"
     finally:
         window.close()
+
+
+def test_the_window_keeps_ticking_while_five_big_runs_are_added(qtbot, tmp_path):
+    """5 x 100k rows read in the background and taken in by the Losses panel in slices: a 10 ms
+    QTimer on the GUI thread is never kept waiting by 150 ms of the GUI thread's own work."""
+    import shutil
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    first = write_run(tmp_path / "big0", 100_000)
+    folders = [first] + [tmp_path / f"big{i}" for i in range(1, 5)]
+    for folder in folders[1:]:
+        shutil.copytree(first, folder)
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), player=None)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(300)  # the window's first layout and paint are not what is measured
+    losses = window.panels["losses"]
+    gaps: list[tuple[float, float]] = []  # (GUI-thread CPU, wall) between two ticks
+    last = [time.thread_time(), time.perf_counter()]
+
+    def tick() -> None:
+        now = [time.thread_time(), time.perf_counter()]
+        gaps.append((now[0] - last[0], now[1] - last[1]))
+        last[:] = now
+
+    ticker = QTimer()
+    ticker.setInterval(10)
+    ticker.timeout.connect(tick)
+    ticker.start()
+    try:
+        keys = [window.runs.add(f) for f in folders]
+        qtbot.waitUntil(lambda: all(not window.runs.entry(k).loading for k in keys)
+                        and set(keys) <= set(losses.overlay.runs) and not losses.overlay.pending(),
+                        timeout=120_000)
+        qtbot.wait(100)  # the last frame painted
+    finally:
+        ticker.stop()
+    for key in keys:
+        assert all(curve.seen == 100_000 for curve in losses.overlay.runs[key].curves.values())
+    cpu, wall = max(g[0] for g in gaps), max(g[1] for g in gaps)
+    assert len(gaps) > 20
+    assert cpu < 0.150, f"the GUI thread worked {cpu * 1e3:.0f} ms without a tick (wall {wall * 1e3:.0f} ms)"
+    print(f"longest gap between ticks: GUI-thread CPU {cpu * 1e3:.0f} ms, wall {wall * 1e3:.0f} ms")

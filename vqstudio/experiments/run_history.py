@@ -33,8 +33,11 @@ from vqstudio.errors import UserError
 from vqstudio.train.file_tail import HEAD_BYTES
 from vqstudio.train.runfolder import CONFIG_FILE, EVENTS_FILE, METRICS_FILE, RunFolder
 
-READ_BLOCK = 1 << 18  # bytes of metrics.csv read per call
-PARSE_BLOCK = 2000  # metrics.csv lines parsed per C call (a few ms each)
+READ_BLOCK = 1 << 16  # bytes of metrics.csv read per call
+# metrics.csv lines parsed per C call: ~2.5 ms of 25 columns holding the interpreter lock (2000
+# lines held it ~10 ms, and a reader descheduled meanwhile on a loaded machine kept the GUI
+# thread waiting all that time)
+PARSE_BLOCK = 500
 MAX_FORK_DEPTH = 8  # parents followed for the audio-seconds schedule
 
 Progress = Callable[[float], None]  # called with the share of metrics.csv read and parsed, 0..1

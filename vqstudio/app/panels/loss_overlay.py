@@ -18,6 +18,9 @@ from vqstudio.app.panels.x_axis import STEP, XAxis, draw_curve
 TERM_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
                Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine)
 VIEW_MARGIN = 0.02  # as the panel's own curves: a sliver beyond each edge
+# Rows a curve takes in per frame: a run of 100k rows that finished loading is smoothed into its
+# pyramids over a few frames, not in one long stall of the GUI thread (the rest comes next frame).
+TAKE_ROWS = 25_000
 
 
 class RunOverlay:
@@ -40,7 +43,8 @@ class RunOverlay:
         return len(self.store.steps)
 
     def sync(self, terms: list[str], smoothing: float) -> bool:
-        """Curves for ``terms`` (those this run has), fed with the rows the store gained; returns
+        """Curves for ``terms`` (those this run has), fed with the rows the store gained (at most
+        :data:`TAKE_ROWS` a curve per call: :meth:`pending` says whether more wait); returns
         whether anything changed."""
         store, changed = self.store, False
         if (store.steps is not self._steps or smoothing != self._smoothing
@@ -65,7 +69,7 @@ class RunOverlay:
                 curve.item.setPen(pg.mkPen(self.colour, width=1, style=style))
             rows = store.curves[name].view()[: self.rows()]
             if rows.shape[0] > curve.seen:
-                curve.consume(rows[curve.seen:], smoothing)
+                curve.consume(rows[curve.seen:curve.seen + TAKE_ROWS], smoothing)
                 changed = True
         self._rows = self.rows()
         if store.version != self._version:
@@ -73,6 +77,10 @@ class RunOverlay:
             self._set_validation()
             changed = True
         return changed
+
+    def pending(self) -> bool:
+        """Whether rows the store holds still wait to be taken in by a curve."""
+        return any(curve.seen < self.rows() for curve in self.curves.values())
 
     def redraw(self, view: tuple[float, float] | None, pixels: int) -> None:
         """Draw the rows inside ``view`` (x left, right; None: the whole run)."""
@@ -150,6 +158,10 @@ class LossOverlay:
         self._drawn = key
         for overlay in self.runs.values():
             overlay.redraw(view, pixels)
+
+    def pending(self) -> bool:
+        """Whether a shown run still has rows to take in (the next frames take them)."""
+        return any(overlay.pending() for overlay in self.runs.values())
 
     def curve_count(self) -> int:
         return sum(len(o.curves) for o in self.runs.values())
