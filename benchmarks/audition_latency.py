@@ -173,7 +173,8 @@ def main() -> None:
                 stages["cpu"].append(live["inference_cpu"])
             print(f"click {click + 1}: " + ", ".join(
                 f"{name} {values[-1] * 1e3:7.1f} ms" for name, values in stages.items() if values)
-                + (" (encoded)" if live is not None and live["encoded"] else ""), flush=True)
+                + (" (encoded)" if live is not None and live["encoded"] else "")
+                + (" (decoded ahead)" if live is not None and live.get("ahead") else ""), flush=True)
     finally:
         worker.stop(save=False)
         player.close()

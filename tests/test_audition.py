@@ -283,11 +283,13 @@ def test_levels_ask_the_real_worker_for_a_reconstruction(qtbot, player, tmp_path
         write_audio(clip_file, _tone(1.5, rate=16000, freq=260.0), 16000)
         panel.set_levels(3)  # an answer for the probe is on its way when ...
         assert panel.set_clip_from_file(clip_file)  # ... another clip is chosen
-        qtbot.waitUntil(lambda: len(results) >= 2 and panel.clip.reconstruction is not None,
-                        timeout=30000)
-        assert [r["levels"] for r in results] == [3, 3]
-        stale, answer = results
-        assert stale["audio"].shape != answer["audio"].shape
+        qtbot.waitUntil(lambda: panel.clip.reconstruction is not None, timeout=30000)
+        # The probe's request was answered (and dropped by the panel), or, still waiting behind
+        # a level count decoded ahead when the new one came, replaced by it unanswered.
+        assert [r["levels"] for r in results] in ([3], [3, 3])
+        answer = results[-1]
+        if len(results) == 2:
+            assert results[0]["audio"].shape != answer["audio"].shape
         assert panel.clip.name == "dropped.wav" and "3 of 4 levels" in panel.status.text()
         np.testing.assert_array_equal(panel.clip.reconstruction, answer["audio"])
         assert panel.clip.reconstruction.shape == (int(1.5 * SR),)

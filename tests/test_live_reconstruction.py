@@ -149,3 +149,95 @@ def test_the_worker_answers_from_the_snapshot_of_a_stated_step(qtbot, corpus, tm
     model, step = load_model(resolve_ref(str(run)))
     assert step == paused_at
     assert np.array_equal(reconstruct(model, wave, 2), answer["audio"])
+
+
+def _live(model: Codec):
+    """A LiveReconstruction over snapshots of ``model`` published as step 5, and its answers."""
+    from vqstudio.app.live_reconstruction import LiveReconstruction
+
+    snapshots = WeightSnapshots()
+    snapshots.publish(model, (5, 0))
+    answers: list[dict] = []
+    arrived = threading.Condition()
+
+    def deliver(answer: dict) -> None:
+        with arrived:
+            answers.append(answer)
+            arrived.notify_all()
+
+    live = LiveReconstruction(snapshots, deliver, (24000, model.hop, "cpu", False), pin=False)
+
+    def ask(wave, levels=None, same_step=True, ident=[0]) -> dict:
+        ident[0] += 1
+        live.ask(ident[0], {"wave": wave, "levels": levels, "same_step": same_step})
+        with arrived:
+            assert arrived.wait_for(lambda: any(a["id"] == ident[0] for a in answers), 60)
+        answer = next(a for a in answers if a["id"] == ident[0])
+        assert not answer.get("error"), answer
+        return answer
+
+    return live, snapshots, ask
+
+
+def _until(condition, seconds: float = 60.0) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.005)
+
+
+def test_other_level_counts_are_decoded_ahead_and_answered_to_the_bit(corpus):
+    torch.manual_seed(0)
+    model = Codec(tiny_config(corpus).model).eval()  # 2 levels
+    wave = _wave(24000 + 77, seed=5)
+    live, snapshots, ask = _live(model)
+    try:
+        first = ask(wave, levels=1, same_step=False)
+        assert live.timings[-1]["encoded"] == 1.0 and live.timings[-1]["ahead"] == 0.0
+        _until(lambda: live.ahead_pending() == 0)
+        # the other level count (all levels) was decoded while nothing waited: served from it
+        full = ask(wave, levels=None)
+        assert (live.timings[-1]["encoded"], live.timings[-1]["ahead"]) == (0.0, 1.0)
+        assert np.array_equal(full["audio"], reconstruct(model, wave))
+        again = ask(wave, levels=1)
+        assert live.timings[-1]["ahead"] == 1.0
+        assert np.array_equal(again["audio"], first["audio"])
+        assert np.array_equal(again["audio"], reconstruct(model, wave, 1))
+        # answers are copies: what the receiver does to one never reaches the next
+        again["audio"][:] = 0
+        assert np.array_equal(ask(wave, levels=1)["audio"], first["audio"])
+
+        # new weights at a new step: nothing kept from the old step is served
+        with torch.no_grad():
+            for p in model.decoder.parameters():
+                p.mul_(0.9)
+        snapshots.publish(model, (6, 0))
+        newer = ask(wave, levels=None, same_step=False)
+        assert newer["step"] == 6 and live.timings[-1]["ahead"] == 0.0
+        assert np.array_equal(newer["audio"], reconstruct(model, wave))
+        # another clip at once (ahead work of the last one may be pending): its own answer
+        other = _wave(12000, seed=6)
+        assert np.array_equal(ask(other, levels=1)["audio"], reconstruct(model, other, 1))
+        assert live.timings[-1]["encoded"] == 1.0
+    finally:
+        live.close()
+
+
+def test_decoding_ahead_stops_at_its_budget(corpus, monkeypatch):
+    from vqstudio.app import live_reconstruction
+
+    monkeypatch.setattr(live_reconstruction, "AHEAD_CPU_S", 0.0)
+    torch.manual_seed(0)
+    model = Codec(tiny_config(corpus).model).eval()
+    wave = _wave(12000, seed=7)
+    live, _snapshots, ask = _live(model)
+    try:
+        ask(wave, levels=1, same_step=False)
+        assert live.ahead_pending() == 0
+        full = ask(wave, levels=None)
+        assert live.timings[-1]["ahead"] == 0.0  # decoded when asked, not ahead
+        assert np.array_equal(full["audio"], reconstruct(model, wave))
+    finally:
+        live.close()
