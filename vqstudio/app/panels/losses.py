@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidgetItem, QWidget
 
 from vqstudio.app import theme
 from vqstudio.app.panels.curve_layer import CurveLayer
+from vqstudio.app.panels.loss_axis import LossAxis
 from vqstudio.app.panels.loss_markers import (
     ChangeMarker,
     MarkerLayer,
@@ -69,7 +70,9 @@ class LossPanel(QWidget):
         self._hidden: set[str] = set()  # names the user switched off
         self._shown: set[str] = set()  # names the user switched on that start hidden
 
-        self.plot_widget = pg.PlotWidget(background=theme.BACKGROUND)
+        self.plot_widget = pg.PlotWidget(
+            background=theme.BACKGROUND,
+            axisItems={side: LossAxis(side) for side in ("left", "bottom")})
         self.plot_item = self.plot_widget.getPlotItem()
         self.plot_item.setLogMode(False, True)
         style_plot(self.plot_item)
