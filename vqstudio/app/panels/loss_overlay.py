@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from vqstudio.app.panels.curve_layer import CurveLayer
 from vqstudio.app.panels.smoothed_curve import SmoothedCurve
-from vqstudio.app.panels.x_axis import STEP, XAxis, draw_curve
+from vqstudio.app.panels.x_axis import STEP, XAxis, draw_curves
 
 TERM_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
                Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine)
@@ -93,8 +93,7 @@ class RunOverlay:
             margin = (right - left) * VIEW_MARGIN
             start, stop = self.axis.rows_between(x, left - margin, right + margin)
             pixels = int(pixels * (1 + 2 * VIEW_MARGIN))
-        for curve in self.curves.values():
-            draw_curve(curve, x, start, stop, pixels)
+        draw_curves(list(self.curves.values()), x, start, stop, pixels)
 
     def _set_validation(self) -> None:
         values = self.store.validation.view()

@@ -35,7 +35,7 @@ from vqstudio.app.panels.loss_side import build_side, colour_entry, new_entry, s
 from vqstudio.app.panels.loss_overlay import LossOverlay
 from vqstudio.app.panels.plotstyle import style_plot
 from vqstudio.app.panels.smoothed_curve import SMOOTHING_MAX, SmoothedCurve, slider_from_smoothing
-from vqstudio.app.panels.x_axis import STEP, X_MODES, XAxis, draw_curve
+from vqstudio.app.panels.x_axis import STEP, X_MODES, XAxis, draw_curves
 
 TOTAL = "total"
 HIDDEN_BY_DEFAULT = ("lr", "grad_norm")  # other scales: they would flatten the loss curves
@@ -350,12 +350,11 @@ class LossPanel(QWidget):
         if key == self._drawn:
             return
         self._drawn = key
-        for curve in self.curves.values():
-            if not curve.item.isVisible():
-                continue
+        shown = [curve for curve in self.curves.values() if curve.item.isVisible()]
+        for curve in shown:
             if curve.stale:
                 self._rebuild(curve)
-            draw_curve(curve, x, start, stop, pixels)
+        draw_curves(shown, x, start, stop, pixels)
 
     def _set_validation(self) -> None:
         steps = getattr(self.store, "validation_steps", None)

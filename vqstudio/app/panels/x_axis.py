@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from vqstudio.app.growable_array import GrowableArray
+from vqstudio.app.panels.envelope import envelopes
 from vqstudio.experiments.run_history import audio_seconds
 
 STEP, AUDIO, TIME = "step", "audio", "time"
@@ -87,11 +88,23 @@ class XAxis:
         return self._search
 
 
+def draw_curves(curves, x: np.ndarray, start: int, stop: int, pixels: int) -> None:
+    """Hand each of ``curves`` (:class:`~vqstudio.app.panels.smoothed_curve.SmoothedCurve`) the
+    envelope of its rows ``[start, stop)`` at ``pixels`` columns, placed at ``x``. Curves whose
+    pyramids start at the same row and hold as many points (a run's terms) get theirs from one
+    :func:`~vqstudio.app.panels.envelope.envelopes` call and share one x; the layer hears of
+    all of them once."""
+    groups: dict[tuple[int, int], list] = {}
+    for curve in curves:
+        if curve.first is None:
+            curve.item.setData([], [])
+        else:
+            groups.setdefault((curve.first, len(curve.pyramid)), []).append(curve)
+    for (first, _), group in groups.items():
+        index, ys = envelopes([c.pyramid for c in group], start - first, stop - first, pixels)
+        group[0].item.layer.set_rows([c.item for c in group], x[index + first], ys)
+
+
 def draw_curve(curve, x: np.ndarray, start: int, stop: int, pixels: int) -> None:
-    """Hand ``curve`` (a :class:`~vqstudio.app.panels.smoothed_curve.SmoothedCurve`) the envelope
-    of its rows ``[start, stop)`` at ``pixels`` columns, placed at ``x``."""
-    if curve.first is None:
-        curve.item.setData([], [])
-        return
-    index, y = curve.pyramid.envelope(start - curve.first, stop - curve.first, pixels)
-    curve.item.setData(x[index + curve.first], y)
+    """:func:`draw_curves` of one curve."""
+    draw_curves([curve], x, start, stop, pixels)
