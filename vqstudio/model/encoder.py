@@ -15,6 +15,7 @@ from torch import nn
 
 from vqstudio.config import ModelConfig
 from vqstudio.errors import ConfigError
+from vqstudio.model.phase_conv import PhaseConv1d
 
 
 class Activation(nn.Module):
@@ -53,7 +54,9 @@ def conv1d(
     padding: int = 0,
     weight_norm: bool = False,
 ) -> nn.Module:
-    conv = nn.Conv1d(
+    # A dilated one runs over the signal's phases (model/phase_conv.py): the same parameters.
+    kind = PhaseConv1d if dilation > 1 else nn.Conv1d
+    conv = kind(
         in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, padding=padding
     )
     if weight_norm:
