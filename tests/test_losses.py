@@ -56,7 +56,7 @@ def test_terms_are_named_scalars_and_parts_are_unweighted():
     names = cfg.loss.term_names()
     assert names == [
         "waveform_mse", "codebook", "commitment",
-        "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft",
+        "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft", "low_band_si_sdr",
     ]
     assert suite.logged_parts() == ["mrstft/sc", "mrstft/logmag", "mel/tanh_saturation"]
     assert list(terms) == names + suite.logged_parts()

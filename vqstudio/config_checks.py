@@ -87,6 +87,10 @@ def check_config(config, source: str = "configuration") -> None:
     if not (isinstance(l.complex_stft_power, (int, float)) and 0 < l.complex_stft_power <= 1):
         bad(f"loss.complex_stft_power = {l.complex_stft_power} must be in (0, 1]",
             "use e.g. 0.3 (quiet bins weigh more) .. 1 (the plain complex spectrum)")
+    nyquist = m.sample_rate / 2
+    if not (isinstance(l.low_band_hz, (int, float)) and 0 < l.low_band_hz <= nyquist):
+        bad(f"loss.low_band_hz = {l.low_band_hz} must be above 0 and at most half the sample rate "
+            f"({nyquist:g} Hz)", "use e.g. 1000 (speech's loud band)")
     known = set(l.term_names())
     for name, weight in l.weights.items():
         if name not in known:

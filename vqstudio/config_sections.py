@@ -82,6 +82,7 @@ class LossConfig:
     mrstft_hops: list[int] = field(default_factory=lambda: [128, 256, 512])
     mrstft_win_lengths: list[int] = field(default_factory=lambda: [512, 1024, 2048])
     complex_stft_power: float = 0.3  # complex_stft compresses each bin's magnitude to |X|^power, 0 < power <= 1
+    low_band_hz: float = 1000.0  # low_band_si_sdr compares the waveforms below this frequency (Hz)
     adversarial: bool = False
     discriminator_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
     discriminator_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])
@@ -93,7 +94,7 @@ class LossConfig:
         """Every loss term name this configuration produces, in display order."""
         names = ["waveform_mse", "codebook", "commitment"]
         names += [f"mel_l1/{n}" for n in self.mel_scales]
-        names += ["mrstft", "complex_stft"]
+        names += ["mrstft", "complex_stft", "low_band_si_sdr"]
         if self.adversarial:
             names += ["adversarial", "feature_matching"]
         return names
@@ -111,6 +112,7 @@ DEFAULT_WEIGHTS = {
     "commitment": 0.25,
     "mrstft": 1.0,
     "complex_stft": 0.0,  # off unless a preset asks: older runs keep their losses
+    "low_band_si_sdr": 0.0,  # likewise
     "adversarial": 1.0,
     "feature_matching": 2.0,
 }

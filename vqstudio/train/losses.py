@@ -10,6 +10,9 @@ a flat dict keyed by the names in ``config.loss.term_names()``:
 - ``mrstft``                  multi-resolution STFT loss: spectral convergence + log magnitude
 - ``complex_stft``            phase-aware: compressed complex spectra at the MR-STFT resolutions
                               (:mod:`vqstudio.train.complex_spectrum_loss`)
+- ``low_band_si_sdr``         phase-aware in the loud band: the SI-SDR below ``loss.low_band_hz``
+                              as a loss, ``10 log10(1 + 10^(-SI-SDR / 10))`` dB
+                              (:mod:`vqstudio.train.low_band_loss`)
 - ``adversarial``, ``feature_matching``  only when ``config.loss.adversarial`` is on
 
 plus logged parts that carry no weight: ``mrstft/sc``, ``mrstft/logmag`` (so ``mrstft`` is their
@@ -33,6 +36,7 @@ from vqstudio.audio.spectral import TANH_SATURATION, MelSpectrogram, StftParams,
 from vqstudio.config import Config
 from vqstudio.errors import ConfigError
 from vqstudio.train.complex_spectrum_loss import CompressedComplexLoss
+from vqstudio.train.low_band_loss import LowBandSiSdrLoss
 from vqstudio.train.spectrum_terms import spectrum_terms
 from vqstudio.train.discriminators import (
     Discriminators,
@@ -159,6 +163,7 @@ class LossSuite(nn.Module):
         self.complex_stft = CompressedComplexLoss(
             loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths, loss.complex_stft_power
         )
+        self.low_band = LowBandSiSdrLoss(config.model.sample_rate, loss.low_band_hz)
         self.discriminators = (
             Discriminators(loss.discriminator_periods, loss.discriminator_fft_sizes)
             if loss.adversarial
@@ -209,6 +214,8 @@ class LossSuite(nn.Module):
                     parts = {"mrstft/sc": sc.detach(), "mrstft/logmag": logmag.detach()}
                 if want_complex:
                     terms["complex_stft"] = complex_value
+            if "low_band_si_sdr" not in skip:
+                terms["low_band_si_sdr"] = self.low_band(fake32, real32)
             terms.update(parts)
         if self.discriminators is not None and not {"adversarial", "feature_matching"} <= set(skip):
             with _frozen(self.discriminators):
@@ -229,6 +236,10 @@ class LossSuite(nn.Module):
         setting: the filterbanks and STFTs stay; only the normalisation of both sides changes)."""
         for mel_loss in self.mel_losses:
             mel_loss.norm = norm
+
+    def set_low_band_hz(self, hz: float) -> None:
+        """Cut ``low_band_si_sdr``'s band at ``hz`` from the next step on (a live setting)."""
+        self.low_band.cutoff_hz = float(hz)
 
     def logged_parts(self) -> list[str]:
         """Names of the unweighted parts :meth:`terms` reports beside the terms (metric columns)."""

@@ -9,9 +9,9 @@ own rules refuse is refused with the message ``--set`` gives for it (``vqstudio.
 a value of the wrong type is refused the same way, never raised.
 
 The settings that only this table knows (``mel_norm``, ``dead_code_threshold``, ``ema_decay``,
-``grad_clip``) are applied to the part that uses them and to ``trainer.config`` (which then says
-what is in force); a checkpoint keeps them under ``"live"`` (:func:`live_state`) so a resume goes
-on with them. Weights, learning rate, balancer and quantizer dropout keep their own checkpoint
+``grad_clip``, ``low_band_hz``) are applied to the part that uses them and to ``trainer.config``
+(which then says what is in force); a checkpoint keeps them under ``"live"`` (:func:`live_state`)
+so a resume goes on with them. Weights, learning rate, balancer and quantizer dropout keep their own checkpoint
 entries (:mod:`vqstudio.train.state`).
 
 For a caller that has a configuration key and a value (``loss.mel_norm=tanh``, a control-file
@@ -106,6 +106,10 @@ def _set_ema_decay(trainer, value: float) -> None:
         level.decay = value
 
 
+def _set_low_band_hz(trainer, value: float) -> None:
+    trainer.losses.set_low_band_hz(value)
+
+
 def _set_grad_clip(trainer, value: float) -> None:
     pass  # the step reads trainer.config.train.grad_clip
 
@@ -145,12 +149,14 @@ LIVE: tuple[LiveSetting, ...] = (
                 _configured("ema_decay", "model.ema_decay", _set_ema_decay)),
     LiveSetting("grad_clip", "train.grad_clip", "gradient clip",
                 _configured("grad_clip", "train.grad_clip", _set_grad_clip)),
+    LiveSetting("low_band_hz", "loss.low_band_hz", "low band",
+                _configured("low_band_hz", "loss.low_band_hz", _set_low_band_hz)),
 )
 
 SETTINGS: dict[str, LiveSetting] = {s.name: s for s in LIVE}
 BY_KEY: dict[str, LiveSetting] = {s.key: s for s in LIVE if not s.key.startswith("loss.weights.")}
 # The settings a checkpoint keeps under "live" (the others have their own entries).
-IN_CONFIG = ("mel_norm", "dead_code_threshold", "ema_decay", "grad_clip")
+IN_CONFIG = ("mel_norm", "dead_code_threshold", "ema_decay", "grad_clip", "low_band_hz")
 
 
 def is_live(key: str) -> bool:
@@ -218,3 +224,4 @@ def load_live_state(trainer, values: dict[str, Any]) -> None:
     trainer.losses.set_mel_norm(config.loss.mel_norm)
     _set_dead_code_threshold(trainer, config.model.dead_code_threshold)
     _set_ema_decay(trainer, config.model.ema_decay)
+    _set_low_band_hz(trainer, config.loss.low_band_hz)
