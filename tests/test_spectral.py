@@ -69,6 +69,20 @@ def test_round_trip_every_preset(padding):
             assert err < 1e-5, f"{name} {padding} length {length}: round-trip error {err}"
 
 
+def test_inference_overlap_add_is_fold_to_the_bit():
+    """Without a graph (inference) the "same" ISTFT adds shifted blocks instead of F.fold: the
+    same output bits for every preset's STFT, for several lengths and a batch."""
+    torch.manual_seed(0)
+    for name, params in _preset_stfts():
+        for frames in (1, 3, 4, 101):
+            spec = torch.randn(2, params.n_bins, frames, dtype=torch.complex64)
+            length = frames * params.hop
+            graph = params.istft(spec.clone().requires_grad_(), length)  # records: F.fold
+            with torch.inference_mode():
+                fast = params.istft(spec, length)
+            assert torch.equal(graph.detach(), fast), (name, frames)
+
+
 def test_frame_count_matches_stft():
     for padding in ("center", "same"):
         p = StftParams(1024, 256, padding=padding)

@@ -178,13 +178,21 @@ class StftParams:
         # envelope at the outer edges, which "same" padding trims away anyway.
         frames = torch.fft.irfft(spec, n=self.n_fft, dim=1)  # [B, n_fft, N]
         offset = (self.n_fft - self.win) // 2
-        frames = frames[:, offset : offset + self.win] * window[None, :, None]
         n = frames.shape[-1]
-        total = (n - 1) * self.hop + self.win
-        out = F.fold(frames, (1, total), (1, self.win), stride=(1, self.hop))[:, 0, 0]
-        envelope = F.fold(
-            (window**2)[None, :, None].expand(1, -1, n), (1, total), (1, self.win), stride=(1, self.hop)
-        )[0, 0, 0]
+        if not torch.is_grad_enabled() and self.win % self.hop == 0:
+            # No graph to record (inference): the frames windowed into [B, N, win] and added as
+            # win / hop shifted blocks, the sums F.fold makes in the order it makes them (the same
+            # bits, tested), ~10x faster than fold at 1000 frames.
+            windowed = frames.new_empty(frames.shape[0], n, self.win)
+            torch.mul(frames.transpose(1, 2)[..., offset : offset + self.win], window, out=windowed)
+            out = _overlap_add(windowed, self.hop)
+            envelope = _overlap_add((window**2).expand(1, n, -1), self.hop)[0]
+        else:
+            frames = frames[:, offset : offset + self.win] * window[None, :, None]
+            total = (n - 1) * self.hop + self.win
+            out = F.fold(frames, (1, total), (1, self.win), stride=(1, self.hop))[:, 0, 0]
+            envelope = F.fold((window**2)[None, :, None].expand(1, -1, n), (1, total),
+                              (1, self.win), stride=(1, self.hop))[0, 0, 0]
         pad = (self.win - self.hop) // 2
         out = out[:, pad : pad + length]
         envelope = envelope[pad : pad + length]
@@ -192,6 +200,18 @@ class StftParams:
         if out.shape[-1] < length:
             out = F.pad(out, (0, length - out.shape[-1]))
         return out
+
+
+def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """``[B, N, win]`` frames ``hop`` apart (``win`` a multiple of ``hop``) -> ``[B, (N - 1) * hop
+    + win]``: F.fold's overlap-add. fold adds each output sample's terms into zeros in the order
+    of their offset in the frame; so do these ``win / hop`` block adds, offset block 0 first."""
+    b, n, win = frames.shape
+    blocks = frames.view(b, n, win // hop, hop)
+    out = frames.new_zeros(b, n + win // hop - 1, hop)
+    for k in range(win // hop):
+        out[:, k : k + n] += blocks[:, :, k]
+    return out.view(b, -1)
 
 
 # -- mel filterbanks --------------------------------------------------------------------------
