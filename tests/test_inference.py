@@ -194,3 +194,39 @@ def test_the_gpu_checks_every_term_step_runs_on_the_cpu_under_bf16_autocast(corp
     assert "0 without a gradient, 0 with a non-finite one" in done.stdout
     assert "feature_matching=2" in done.stdout and "complex_stft=1" in done.stdout
     assert "bf16 step with every term on cpu: ok" in done.stdout
+
+
+def test_inference_elu_is_within_float_rounding_of_elu_in_any_layout_and_keeps_the_codes():
+    from vqstudio.model.encoder import ELU_CHUNK, elu_inference
+
+    torch.manual_seed(0)
+    values = torch.cat([torch.randn(3 * ELU_CHUNK) * 4, torch.tensor([0.0, -0.0, -1e-9, 1e-9, -50.0, 30.0])])
+    for shape, layout in (((values.numel(),), torch.contiguous_format),
+                          ((1, 6, 1, values.numel() // 6), torch.channels_last)):
+        x = values[: math.prod(shape)].reshape(shape).contiguous(memory_format=layout)
+        expected = torch.nn.functional.elu(x)
+        kept = x.clone()
+        out = elu_inference(x)
+        assert torch.equal(x, kept) and out.stride() == x.stride()
+        torch.testing.assert_close(out, expected, rtol=0, atol=2e-7)
+        assert torch.equal(out > 0, expected > 0) and out.min() >= -1
+        same = elu_inference(x, inplace=True)
+        assert same.data_ptr() == x.data_ptr() and torch.equal(same, out)
+    strided = torch.randn(4, 2 * ELU_CHUNK)[:, ::2]  # not dense: F.elu itself
+    assert torch.equal(elu_inference(strided), torch.nn.functional.elu(strided))
+
+    # At one thread the encoder's activations under inference mode are elu_inference: the same
+    # codes as the plain path, the latent within float rounding.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        codec = Codec(small_config()).eval()
+        x = tone(8000 * 3, seed=2)
+        with torch.no_grad():
+            plain = codec.encoder(x)
+        with torch.inference_mode():
+            fast = codec.encoder(x)
+        torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+        assert torch.equal(codec.quantizer(fast, None).codes, codec.quantizer(plain, None).codes)
+    finally:
+        torch.set_num_threads(threads)
