@@ -6,7 +6,7 @@ frames meets the same load. The old tree's ``vqstudio`` package is copied to a t
 as ``vqstudio_before`` (its own imports renamed) and imported beside this tree's. Both panels get
 the same 8 curves x ``--points`` rows and 10 markers at 1400 x 700, and one frame is what
 ``loss_redraw.py`` times (refresh + processEvents + grab), panning/zooming or following the run
-with 10 new points a frame, raw and EMA 0.99. Prints wall and CPU p50/p95 per panel and the
+with 10 new points a frame, raw and EMA 0.99. Prints wall and GUI-thread CPU p50/p95 per panel and the
 ratio of the CPU medians (new / old). Figures, not assertions.
 
     .venv/bin/python benchmarks/loss_redraw_paired.py --old /tmp/old_tree [--points 1000000] [--frames 60]
@@ -74,7 +74,7 @@ def frame(app, side: dict, i: int, mode: str, points: int) -> tuple[float, float
     store, panel = side["store"], side["panel"]
     if mode == "follow":
         store.on_scalars(fake_curves(side["terms"], 10, len(store.steps), side["rng"]))
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), time.thread_time()
     if mode == "pan":
         width = points * (0.01 + 0.99 * (0.5 + 0.5 * np.cos(i / 7.0)))
         centre = points * (0.1 + 0.8 * ((i * 0.37) % 1.0))
@@ -82,7 +82,7 @@ def frame(app, side: dict, i: int, mode: str, points: int) -> tuple[float, float
     panel.refresh()
     app.processEvents()
     panel.grab()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def main() -> None:
@@ -102,7 +102,8 @@ def main() -> None:
         sides = {"old": build(app, old_store, old_losses, args.points),
                  "new": build(app, new_store, new_losses, args.points)}
         print(f"Losses panel, 8 curves x {args.points:,} points, 1400x700, old ({args.old}) and "
-              f"new frames alternating; ms per frame")
+              f"new frames alternating; ms per frame (cpu: GUI-thread CPU time); load average "
+              f"{os.getloadavg()[0]:.1f}")
         for smoothing in (0.0, 0.99):
             for mode in ("pan", "follow"):
                 for side in sides.values():
@@ -121,7 +122,7 @@ def main() -> None:
                              f"{np.percentile(ms[:, 0], 95):5.1f}, cpu p50 "
                              f"{np.percentile(ms[:, 1], 50):5.1f} p95 {np.percentile(ms[:, 1], 95):5.1f}")
                 old, new = (np.median(np.asarray(samples[k])[:, 1]) for k in ("old", "new"))
-                print(f"{line} | cpu new/old {new / old:.2f}", flush=True)
+                print(f"{line} | cpu new/old {new / old:.2f} | load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -23,7 +23,7 @@ import pyqtgraph as pg
 import shiboken6
 from pyqtgraph import functions as fn
 from PySide6.QtCore import QLineF, QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QImage, QPainter, QPen
+from PySide6.QtGui import QImage, QPainter, QPen, QTransform
 
 from vqstudio.app.panels.column_spans import column_spans
 
@@ -34,7 +34,7 @@ from vqstudio.app.panels.column_spans import column_spans
 STROKE_NS_PER_PIXEL = 12.0
 IMAGE_NS_PER_PIXEL = 1.5
 SPAN_NS = 200.0
-TURN_BLOCK = 64  # rows of the flipped image turned at a time
+SLACK = 64  # pixels of room beyond the view's size in each image buffer
 
 try:  # pyqtgraph's array of QLineF over a numpy buffer: no Python object per line
     from pyqtgraph.Qt.internals import PrimitiveArray
@@ -67,6 +67,7 @@ class LayerCurve:
 
     def __init__(self, layer: "CurveLayer", pen: QPen, name: str):
         self.layer, self.pen, self.name = layer, pen, name
+        self.spannable = _spannable(pen)
         self.xData = np.empty(0)
         self.yData = np.empty(0)
         self._visible = True
@@ -85,6 +86,7 @@ class LayerCurve:
 
     def setPen(self, pen: QPen) -> None:
         self.pen = pg.mkPen(pen)
+        self.spannable = _spannable(self.pen)
         self.layer.changed(bounds=False)
 
     def setVisible(self, visible: bool) -> None:
@@ -115,7 +117,7 @@ class CurveLayer(pg.GraphicsObject):
         self._version = 0
         self._bounds: dict = {}
         self._cached: tuple | None = None  # (key, image or None: paths) of the last paint
-        self._images: tuple | None = None  # (flipped, screen) _Pixels, kept for the next paint
+        self._flipped = _Pixels()  # the image's memory, kept from one paint to the next
         self.route: str | None = None  # "spans" or "paths" to choose for every paint (tests)
 
     # -- curves ---------------------------------------------------------------------------------
@@ -235,8 +237,13 @@ class CurveLayer(pg.GraphicsObject):
             self._paint_paths(painter, shown)
             return
         painter.save()
-        painter.resetTransform()
-        painter.drawImage(QPointF(pixels.left() / ratio, pixels.top() / ratio), image)
+        # The flipped image turned a quarter clockwise onto the view: (X, Y) -> (width - Y, X),
+        # in the device-independent pixels the image's ratio scales. Qt's raster engine turns
+        # and draws it in one pass (~1.1 ms in the panel), fewer than turning it into another
+        # image first (Qt's QImage.transformed, or numpy, ~1.2 ms) and drawing that (0.3 ms).
+        painter.setTransform(QTransform(0, 1, -1, 0, (pixels.left() + width) / ratio,
+                                        pixels.top() / ratio))
+        painter.drawImage(QPointF(0, 0), image)
         painter.restore()
 
     def _strokes(self, shown, width, height, sx, sy, tx, ty):
@@ -245,13 +252,35 @@ class CurveLayer(pg.GraphicsObject):
         curves numbered in ``shown``."""
         xs, ys, offsets, at = [], [], [], 0
         gap = np.full(1, np.nan)
+        blocks = []  # runs of curves whose y are rows of one array: mapped to pixels together
         for curve in shown:
-            offsets.append(at)
-            if _spannable(curve.pen):
-                x, y = curve.shown(self.log_y)
-                xs += [x * sx + tx, gap]
-                ys += [y * sy + ty, gap]
-                at += x.shape[0] + 1
+            rows = curve._rows[0] if self.log_y and curve._rows is not None else None
+            if blocks and rows is not None and blocks[-1][0] is rows and curve.spannable:
+                blocks[-1][1].append(curve)
+            else:
+                blocks.append((rows if curve.spannable else None, [curve]))
+        for rows, curves in blocks:
+            if rows is None or len(curves) == 1:
+                for curve in curves:
+                    offsets.append(at)
+                    if curve.spannable:
+                        x, y = curve.shown(self.log_y)
+                        xs += [x * sx + tx, gap]
+                        ys += [y * sy + ty, gap]
+                        at += x.shape[0] + 1
+                continue
+            # One x for all; y of each a row, a NaN after each so the curves stay apart.
+            count, points = len(curves), curves[0].xData.shape[0]
+            x = np.empty((count, points + 1))
+            y = np.empty((count, points + 1))
+            x[:, :points] = curves[0].xData * sx + tx
+            np.multiply(rows.logged()[[c._rows[1] for c in curves]], sy, out=y[:, :points])
+            y[:, :points] += ty
+            x[:, points] = y[:, points] = np.nan
+            offsets += range(at, at + count * (points + 1), points + 1)
+            xs.append(x.reshape(-1))
+            ys.append(y.reshape(-1))
+            at += count * (points + 1)
         spans = column_spans(np.concatenate(xs or [gap]), np.concatenate(ys or [gap]), width, height)
         offsets = np.asarray(offsets)
         return (spans, np.searchsorted(offsets, spans.start, "right") - 1,
@@ -264,19 +293,15 @@ class CurveLayer(pg.GraphicsObject):
         span_cut = np.searchsorted(span_curve, numbers)
         line_cut = np.searchsorted(line_curve, numbers)
         # Screen column c is the flipped image's row width - 1 - c and screen row r its column r:
-        # turned a quarter clockwise it is the screen's picture. Both images are kept from one
-        # paint to the next over numpy buffers (a new 3 MB image every frame costs its page
-        # faults: Qt's own turn, QImage.transformed, took ~1.2 ms a frame in the panel, this 0.4).
-        if self._images is None or self._images[0].array.shape != (width, height):
-            self._images = (_Pixels(height, width), _Pixels(width, height))
-        flipped, screen = self._images
-        flipped.array.fill(0)
+        # turned a quarter clockwise it is the screen's picture (paint() draws it so turned).
+        flipped, image = self._flipped.image(height, width)
+        flipped.fill(0)
         corners = _rect_corners(spans.top, width - 1 - spans.column, spans.bottom - spans.top + 1)
-        painter = QPainter(flipped.image)
+        painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         for number, curve in enumerate(shown):
             pen = curve.pen
-            if not _spannable(pen):
+            if not curve.spannable:
                 x, y = curve.shown(self.log_y)
                 painter.setPen(pen)
                 painter.setBrush(Qt.BrushStyle.NoBrush)  # a path is filled with the brush
@@ -291,8 +316,7 @@ class CurveLayer(pg.GraphicsObject):
                 x0, y0, x1, y1 = lines.T
                 _draw_lines(painter, np.column_stack([y0, width - x0, y1, width - x1]))
         painter.end()
-        _quarter_turn(flipped.array, screen.array)
-        return screen.image
+        return image
 
     def _paint_paths(self, painter: QPainter, shown) -> None:
         """Each curve stroked as one path in view coordinates (pyqtgraph's way)."""
@@ -310,23 +334,24 @@ def _spannable(pen: QPen) -> bool:
 
 
 class _Pixels:
-    """A ``width`` x ``height`` premultiplied ARGB QImage over a numpy ``[height, width]`` buffer
-    (``array``), kept for the next paint."""
+    """Room for premultiplied ARGB images up to a size, one numpy buffer kept from one paint to
+    the next: the view's size in device pixels changes by one now and then as it pans (its
+    edges fall between pixels), and a fresh 3 MB buffer each time costs its page faults."""
 
-    def __init__(self, width: int, height: int):
-        self.array = np.zeros((height, width), dtype=np.uint32)
-        self.image = QImage(self.array.data, width, height, 4 * width,
-                            QImage.Format.Format_ARGB32_Premultiplied)
+    def __init__(self):
+        self._buffer = np.zeros((0, 0), dtype=np.uint32)
 
-
-def _quarter_turn(flipped: np.ndarray, screen: np.ndarray) -> None:
-    """``screen[r, c] = flipped[width - 1 - c, r]``: the flipped image turned a quarter clockwise,
-    in blocks of 64 of its rows (a blocked copy stays in the cache: 0.4 ms at 1145 x 657 against
-    0.56 for one transposed copy)."""
-    width = flipped.shape[0]
-    for first in range(0, width, TURN_BLOCK):
-        last = min(first + TURN_BLOCK, width)
-        screen[:, width - last:width - first] = flipped[first:last][::-1].T
+    def image(self, width: int, height: int) -> tuple[np.ndarray, QImage]:
+        """A ``[height, width]`` view of the buffer (its contents left as they were) and a
+        ``width`` x ``height`` QImage over the same memory."""
+        rows, columns = self._buffer.shape
+        if rows < height or columns < width:
+            self._buffer = np.zeros((max(rows, height + SLACK), max(columns, width + SLACK)),
+                                    dtype=np.uint32)
+        array = self._buffer[:height, :width]
+        image = QImage(self._buffer.data, width, height, self._buffer.strides[0],  # from row 0
+                       QImage.Format.Format_ARGB32_Premultiplied)
+        return array, image
 
 
 def _rect_corners(left, top, width) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtGui import QFont, QPainter, QPicture
 
 MEASURED_MAX = 4096  # remembered label sizes (per font and text); forgotten all at once beyond
 
@@ -49,6 +50,8 @@ class LossAxis(pg.AxisItem):
         self._sizes: dict = {}
         self._bounds: QRectF | None = None  # held while the ticks are laid out
         self._title: str | None = None
+        self._specs: tuple | None = None  # what generateDrawSpecs laid out, drawn each paint
+        self._font: QFont | None = None
         super().__init__(orientation, **kwargs)
 
     def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph's name)
@@ -74,3 +77,22 @@ class LossAxis(pg.AxisItem):
             self._adjustSize()
         self.picture = None
         self.update()
+
+    def paint(self, p, opt, widget) -> None:
+        # pyqtgraph records the axis into a QPicture whenever it changed (every frame of a pan)
+        # and plays that back; here the laid-out ticks are kept and drawn straight onto the
+        # view, in the font the recording painter would have had.
+        if self.picture is None:
+            picture = QPicture()
+            measuring = QPainter(picture)
+            try:
+                if self.style["tickFont"]:
+                    measuring.setFont(self.style["tickFont"])
+                self._font = QFont(measuring.font())
+                self._specs = self.generateDrawSpecs(measuring)
+            finally:
+                measuring.end()
+            self.picture = picture  # not None: laid out (pyqtgraph sets None to ask again)
+        if self._specs is not None:
+            p.setFont(self._font)
+            self.drawPicture(p, *self._specs)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QListWidgetItem, QWidget
+from PySide6.QtWidgets import QGraphicsView, QHBoxLayout, QListWidgetItem, QWidget
 
 from vqstudio.app import theme
 from vqstudio.app.panels.curve_layer import CurveLayer
@@ -73,6 +73,9 @@ class LossPanel(QWidget):
         self.plot_widget = pg.PlotWidget(
             background=theme.BACKGROUND,
             axisItems={side: LossAxis(side) for side in ("left", "bottom")})
+        # The background is one colour: filling it costs less than copying pyqtgraph's cached
+        # picture of it (4 MB a frame at full HD).
+        self.plot_widget.setCacheMode(QGraphicsView.CacheModeFlag.CacheNone)
         self.plot_item = self.plot_widget.getPlotItem()
         self.plot_item.setLogMode(False, True)
         style_plot(self.plot_item)
