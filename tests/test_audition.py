@@ -283,7 +283,9 @@ def test_levels_ask_the_real_worker_for_a_reconstruction(qtbot, player, tmp_path
         write_audio(clip_file, _tone(1.5, rate=16000, freq=260.0), 16000)
         panel.set_levels(3)  # an answer for the probe is on its way when ...
         assert panel.set_clip_from_file(clip_file)  # ... another clip is chosen
-        qtbot.waitUntil(lambda: panel.clip.reconstruction is not None, timeout=30000)
+        dropped = (int(1.5 * SR),)
+        qtbot.waitUntil(lambda: any(getattr(r.get("audio"), "shape", None) == dropped for r in results)
+                        and panel.clip.reconstruction is not None, timeout=30000)
         # The probe's request was answered (and dropped by the panel), or, still waiting behind
         # a level count decoded ahead when the new one came, replaced by it unanswered.
         assert [r["levels"] for r in results] in ([3], [3, 3])
@@ -292,7 +294,7 @@ def test_levels_ask_the_real_worker_for_a_reconstruction(qtbot, player, tmp_path
             assert results[0]["audio"].shape != answer["audio"].shape
         assert panel.clip.name == "dropped.wav" and "3 of 4 levels" in panel.status.text()
         np.testing.assert_array_equal(panel.clip.reconstruction, answer["audio"])
-        assert panel.clip.reconstruction.shape == (int(1.5 * SR),)
+        assert panel.clip.reconstruction.shape == dropped
     finally:
         assert worker.stop(save=False)
 
@@ -386,6 +388,55 @@ def test_two_checkpoints_are_heard_at_one_playhead_and_switching_is_seamless(qtb
     panel.extra.choosers[SECOND].clear()
     qtbot.waitUntil(lambda: SECOND not in player.sources, timeout=2000)
     assert not panel.source_buttons[SECOND].isEnabled()
+
+
+def test_a_checkpoint_source_decodes_the_other_level_counts_ahead_to_the_bit(trained_run):
+    import threading
+    import time
+
+    from vqstudio.app.checkpoint_worker import CheckpointWorker
+    from vqstudio.experiments.checkpoint_ref import resolve_ref
+    from vqstudio.experiments.corpus_eval import load_model
+    from vqstudio.model.inference import reconstruct
+
+    run, _corpus = trained_run
+    answers: dict[int, dict] = {}
+    arrived = threading.Condition()
+
+    def deliver(answer):
+        with arrived:
+            answers[answer["id"]] = answer
+            arrived.notify_all()
+
+    def ask(source, ref, wave, levels):
+        ident = worker.reconstruct(source, ref, wave, SR, f"clip-{wave.size}", levels)
+        with arrived:
+            assert arrived.wait_for(lambda: ident in answers, 60)
+        assert not answers[ident].get("error"), answers[ident]
+        return answers[ident]
+
+    def settled():
+        end = time.monotonic() + 60
+        while worker.ahead_pending():
+            assert time.monotonic() < end
+            time.sleep(0.01)
+
+    worker = CheckpointWorker(deliver, pin=False)
+    wave = _tone(1.3, freq=310.0)
+    try:
+        first = ask("1", f"{run}:8", wave, None)
+        assert not first.get("ahead")
+        ask("2", f"{run}:4", wave, 1)  # the other source keeps its own clip and checkpoint
+        settled()
+        one = ask("1", f"{run}:8", wave, 1)  # decoded ahead while nothing waited
+        full = ask("2", f"{run}:4", wave, None)
+        assert one.get("ahead") and full.get("ahead") and not one.get("cached")
+        for ref, levels, answer in ((f"{run}:8", 1, one), (f"{run}:4", None, full),
+                                    (f"{run}:8", None, first)):
+            model, _step = load_model(resolve_ref(ref))
+            np.testing.assert_array_equal(answer["audio"], reconstruct(model, wave, levels))
+    finally:
+        worker.close()
 
 
 def test_the_denoised_source_follows_its_base_and_its_strength(qtbot, player, trained_run, panel_on_run):

@@ -226,9 +226,9 @@ def test_other_level_counts_are_decoded_ahead_and_answered_to_the_bit(corpus):
 
 
 def test_decoding_ahead_stops_at_its_budget(corpus, monkeypatch):
-    from vqstudio.app import live_reconstruction
+    from vqstudio.app import levels_ahead
 
-    monkeypatch.setattr(live_reconstruction, "AHEAD_CPU_S", 0.0)
+    monkeypatch.setattr(levels_ahead, "AHEAD_CPU_S", 0.0)
     torch.manual_seed(0)
     model = Codec(tiny_config(corpus).model).eval()
     wave = _wave(12000, seed=7)

@@ -10,7 +10,10 @@ signal, so they reach the GUI thread queued) and carry the request's ``id``.
 - Models: up to ``MAX_MODELS`` loaded at once, least recently used dropped, each keyed by its
   checkpoint file and that file's inode and mtime (a checkpoint rewritten in place is reloaded).
 - Reconstructions: cached by (checkpoint key, clip key, levels), up to ``MAX_CACHED``, so going
-  back to a checkpoint or a clip heard before answers at once.
+  back to a checkpoint or a clip heard before answers at once. Per source the last clip's latent
+  through its checkpoint is kept (``levels_ahead.py``): another level count only decodes, and
+  while nothing waits the other level counts are decoded ahead, so a levels change is answered
+  from memory (the same bits as ``reconstruct``).
 - The probe: for a run another process trains (``follow.py``), a checkpoint's reconstruction of
   the run's probe clip (the few seconds the training app probes, read once per run) and its
   codebook figures, what the trainer's own ``probe`` and ``heavy`` payloads would say.
@@ -33,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vqstudio.app.levels_ahead import LevelsAhead
 from vqstudio.errors import UserError
 
 log = logging.getLogger("vqstudio.app")
@@ -79,6 +83,7 @@ class CheckpointWorker:
         self._models: OrderedDict[tuple, tuple[Any, Any, int]] = OrderedDict()
         self._cache: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
         self._probes: dict[str, tuple[np.ndarray, str]] = {}  # run folder -> (probe wave, file)
+        self._levels: dict[str, LevelsAhead] = {}  # source -> its last clip and checkpoint
         self.pinned_cpu: int | None = None
         self.served = 0
 
@@ -127,11 +132,14 @@ class CheckpointWorker:
             self.pinned_cpu = pin_to_one_core()
         while True:
             with self._lock:
-                while not self._waiting and not self._closing:
+                while not self._waiting and not self._closing and not self._ahead_pending():
                     self._wake.wait()
                 if self._closing:
                     return
-                _, job = self._waiting.popitem(last=False)
+                job = self._waiting.popitem(last=False)[1] if self._waiting else None
+            if job is None:  # nothing waits: a level count ahead
+                next(levels for levels in self._levels.values() if levels.pending()).decode_next()
+                continue
             answer: dict[str, Any] = {"id": job.id, "source": job.source, "kind": job.kind}
             try:
                 serve = {"checkpoint": self._checkpoint, "probe": self._probe}.get(job.kind, self._denoise)
@@ -143,6 +151,13 @@ class CheckpointWorker:
                 answer["error"] = f"{type(error).__name__}: {error}"
             self.served += 1
             self._deliver(answer)
+
+    def _ahead_pending(self) -> bool:
+        return any(levels.pending() for levels in self._levels.values())
+
+    def ahead_pending(self) -> int:
+        """Level counts still to decode ahead, all sources (for tests and benchmarks)."""
+        return sum(levels.pending() for levels in self._levels.values())
 
     def _model(self, ref_text: str):
         from vqstudio.experiments.checkpoint_ref import resolve_ref
@@ -164,7 +179,7 @@ class CheckpointWorker:
 
     def _checkpoint(self, job: Job) -> dict[str, Any]:
         from vqstudio.audio.io import resample
-        from vqstudio.model.inference import reconstruct
+        from vqstudio.model.inference import encode_clip
 
         args = job.args
         key, ref, model, config, step = self._model(args["ref"])
@@ -181,8 +196,16 @@ class CheckpointWorker:
             if wave.size < config.model.hop:
                 raise UserError(f"the clip is too short for {ref.run.path.name} ({wave.size} samples)",
                                 "choose a longer clip")
-            cached = {"audio": np.asarray(reconstruct(model, wave, levels), dtype=np.float32),
-                      "sample_rate": model_rate}
+            ahead = self._levels.setdefault(job.source, LevelsAhead())
+            if ahead.key != (key, args["clip_key"]):
+                ahead.clear()
+                ahead.hold((key, args["clip_key"]), model, encode_clip(model, wave), wave.size)
+            audio = ahead.audio(levels)
+            if audio is None:
+                audio = ahead.decode(levels)
+            else:
+                about["ahead"] = True
+            cached = {"audio": np.array(audio, dtype=np.float32), "sample_rate": model_rate}
             self._cache[cache_key] = cached
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
