@@ -81,3 +81,45 @@ def test_equal_spectra_cost_nothing_and_give_no_nan():
     assert [float(v.detach()) for v in out] == [0.0, 0.0, 0.0]
     sum(out).backward()
     assert torch.isfinite(fake.grad).all()
+
+
+def test_the_mel_magnitudes_and_their_gradient_are_abs_folded_into_the_same_pass():
+    """|X| out of the pass (for the mel terms) is X.abs(), and its gradient, alone or added to
+    the MR-STFT and complex terms' in the one complex multiply, is autograd's through abs()."""
+    from vqstudio.train.spectrum_terms import spectrum_pass
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 9, 6, dtype=torch.complex64, generator=g)
+    x[0, :2] = 0  # |X| = 0: no gradient there, as abs() gives none
+    x.requires_grad_()
+    y = torch.randn(2, 9, 6, dtype=torch.complex64, generator=g)
+    upstream = torch.rand(2, 9, 6, generator=g)
+    for in_terms in (False, True):
+        (sc, logmag, cx), [(m_x, m_y)] = spectrum_pass([(x, y, in_terms, True)], 0.3,
+                                                       mrstft=True, complex_stft=True)
+        assert torch.allclose(m_x, x.abs(), rtol=1e-6) and torch.allclose(m_y, y.abs(), rtol=1e-6)
+        assert not m_y.requires_grad
+        objective = (m_x * upstream).sum() + (0.7 * sc + 1.3 * logmag + 2.1 * cx if in_terms else 0)
+        got = torch.autograd.grad(objective, x)[0]
+        reference = (x.abs() * upstream).sum()
+        if in_terms:
+            rsc, rlog, rcx = chains([(x, y)], 0.3)
+            reference = reference + 0.7 * rsc + 1.3 * rlog + 2.1 * rcx
+        want = torch.autograd.grad(reference, x)[0]
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6), (got - want).abs().max()
+        assert torch.all(got[0, :2] == 0) if not in_terms else True
+
+
+def test_gradcheck_of_the_magnitudes_in_float64():
+    from vqstudio.train.spectrum_terms import spectrum_pass
+
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 5, 4, dtype=torch.complex128, generator=g, requires_grad=True)
+    y = torch.randn(2, 5, 4, dtype=torch.complex128, generator=g)
+
+    def magnitude_and_terms(v):
+        (sc, logmag, cx), [(m_x, _)] = spectrum_pass([(v, y, True, True)], 0.3, mrstft=True,
+                                                     complex_stft=True)
+        return m_x, sc, logmag, cx
+
+    assert torch.autograd.gradcheck(magnitude_and_terms, (x,))

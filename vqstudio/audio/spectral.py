@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from vqstudio.errors import ConfigError
+from vqstudio.audio.stft_gradient import stft_of_padded
 
 WINDOW_NAMES = ("hann", "hamming", "blackman", "rect")
 _WINDOW_CACHE: dict[tuple, torch.Tensor] = {}
@@ -142,6 +143,13 @@ class StftParams:
         if self.padding == "same":
             pad = (self.win - self.hop) // 2
             x32 = F.pad(x32, (pad, pad))
+        if self.padding == "center" and self.win == self.n_fft and x32.requires_grad and torch.is_grad_enabled():
+            # A loss's STFT: the same values, a backward pass a third of torch.stft's
+            # (audio/stft_gradient.py); the reflect padding is torch.stft's own, done here.
+            half = self.n_fft // 2
+            padded = F.pad(x32.unsqueeze(1), (half, half), mode="reflect").squeeze(1)
+            spec = stft_of_padded(padded, window, self.n_fft, self.hop)
+            return spec.reshape(*shape[:-1], *spec.shape[-2:])
         spec = torch.stft(
             x32,
             self.n_fft,
@@ -298,10 +306,18 @@ class MelSpectrogram(torch.nn.Module):
 
     def from_spectrum(self, spec: torch.Tensor) -> torch.Tensor:
         """Complex spectrum ``[B, n_bins, frames]`` of ``self.stft_params`` -> linear mel."""
-        mag = spec.abs()
+        return self.from_magnitude(spec.abs())
+
+    def from_magnitude(self, mag: torch.Tensor) -> torch.Tensor:
+        """Magnitude spectrum ``[B, n_bins, frames]`` -> linear mel ``[B, n_mels, frames]``.
+
+        Projected as ``(mag^T @ filterbank^T)^T``: an STFT's spectra (and what is computed from
+        them) are laid out frames-major, so that is one matrix product over all frames of the
+        batch, not one per example (``torch.matmul(filterbank, mag)`` broadcasts to a batched one).
+        """
         if self.power != 1.0:
             mag = mag**self.power
-        return torch.matmul(self.filterbank, mag)
+        return torch.matmul(mag.transpose(-1, -2), self.filterbank.T).transpose(-1, -2)
 
 
 # -- mel normalisations -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ The weights live outside, keyed by the same names; :func:`total` applies them.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Collection, Iterator, Mapping
+from typing import Collection, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,7 @@ from vqstudio.config import Config
 from vqstudio.errors import ConfigError
 from vqstudio.train.complex_spectrum_loss import CompressedComplexLoss
 from vqstudio.train.low_band_loss import LowBandSiSdrLoss
-from vqstudio.train.spectrum_terms import spectrum_terms
+from vqstudio.train.spectrum_terms import spectrum_pass, spectrum_terms
 from vqstudio.train.discriminators import (
     Discriminators,
     discriminator_adversarial_loss,
@@ -54,21 +54,56 @@ class SharedSpectra:
     n_fft / 4, Hann window of n_fft, centred): computing each once instead of once per term halves
     the STFT work of a step, forward and backward, and gives bit-identical loss values. Keyed by
     what the STFT computes, so ``win_length=None`` and ``win_length=n_fft`` share one entry.
+
+    :meth:`run` makes one pass per resolution for the MR-STFT, complex and mel terms together
+    (:func:`~vqstudio.train.spectrum_terms.spectrum_pass`): the magnitudes the mel terms need
+    come out of it, and their gradient goes back in the same complex multiply as the others'.
     """
 
     def __init__(self, fake: torch.Tensor, real: torch.Tensor):
         self.fake = fake.reshape(-1, fake.shape[-1])  # [B, T]
         self.real = real.reshape(-1, real.shape[-1])
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._magnitudes: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @staticmethod
+    def _key(stft: StftParams) -> tuple:
+        return (stft.n_fft, stft.hop, stft.win, stft.window, stft.padding)
 
     def get(self, stft: StftParams) -> tuple[torch.Tensor, torch.Tensor]:
         """``(fake, real)`` complex spectra ``[B, n_bins, frames]``; the target's without a graph."""
-        key = (stft.n_fft, stft.hop, stft.win, stft.window, stft.padding)
+        key = self._key(stft)
         pair = self._cache.get(key)
         if pair is None:
             with torch.no_grad():
                 real = stft.stft(self.real)
             pair = self._cache[key] = (stft.stft(self.fake), real)
+        return pair
+
+    def run(self, resolutions: Sequence[StftParams], mel_stfts: Sequence[StftParams], power: float,
+            *, mrstft: bool, complex_stft: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(sc, logmag, complex)`` over ``resolutions`` (zeros where not asked for), computing on
+        the way the magnitudes of ``mel_stfts`` (for :meth:`magnitudes`)."""
+        terms = {self._key(s): s for s in resolutions}
+        mels = {self._key(s): s for s in mel_stfts if self._key(s) not in self._magnitudes}
+        order = list(dict.fromkeys([*(self._key(s) for s in resolutions), *mels]))
+        entries = [(*self.get(terms.get(k) or mels[k]), k in terms, k in mels) for k in order]
+        (sc, logmag, cx), magnitudes = spectrum_pass(entries, power, mrstft=mrstft,
+                                                     complex_stft=complex_stft)
+        for key, pair in zip(order, magnitudes):
+            if pair is not None:
+                self._magnitudes[key] = pair
+        if len(terms) != len(resolutions):  # a resolution listed twice counts twice, as before
+            sc, logmag, cx = spectrum_terms([self.get(s) for s in resolutions], power,
+                                            mrstft=mrstft, complex_stft=complex_stft)
+        return sc, logmag, cx
+
+    def magnitudes(self, stft: StftParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(|fake|, |real|)`` ``[B, n_bins, frames]`` (unfloored; the target's without a graph)."""
+        pair = self._magnitudes.get(self._key(stft))
+        if pair is None:
+            self.run([], [stft], 0.0, mrstft=False, complex_stft=False)
+            pair = self._magnitudes[self._key(stft)]
         return pair
 
 
@@ -96,7 +131,7 @@ class MultiResolutionStftLoss(nn.Module):
         """``[B, 1, T]`` x 2 -> (spectral convergence, log magnitude), means over resolutions
         (computed by :func:`~vqstudio.train.spectrum_terms.spectrum_terms`)."""
         spectra = spectra or SharedSpectra(fake, real)
-        sc, logmag, _ = spectrum_terms([spectra.get(s) for s in self.resolutions], 1.0, complex_stft=False)
+        sc, logmag, _ = spectra.run(self.resolutions, (), 1.0, mrstft=True, complex_stft=False)
         return sc, logmag
 
 
@@ -124,10 +159,10 @@ class MelLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, 1, T]`` x 2 -> (L1 loss, the target's linear mel ``[B, n_mels, frames]``)."""
         spectra = spectra or SharedSpectra(fake, real)
-        fake_spec, real_spec = spectra.get(self.mel.stft_params)
-        fake_mel = self.mel.from_spectrum(fake_spec)
+        fake_magnitude, real_magnitude = spectra.magnitudes(self.mel.stft_params)
+        fake_mel = self.mel.from_magnitude(fake_magnitude)
         with torch.no_grad():
-            real_mel = self.mel.from_spectrum(real_spec)
+            real_mel = self.mel.from_magnitude(real_magnitude)
         fake_norm = normalize_mel(fake_mel, self.norm)
         return (fake_norm - normalize_mel(real_mel, self.norm)).abs().mean(), real_mel
 
@@ -197,6 +232,13 @@ class LossSuite(nn.Module):
             terms["commitment"] = out.commitment_loss
             saturated = []
             spectra = SharedSpectra(fake32, real32)
+            mels = [m.mel.stft_params for m in self.mel_losses if f"mel_l1/{m.n_fft}" not in skip]
+            want_mrstft, want_complex = "mrstft" not in skip, "complex_stft" not in skip
+            want_terms = want_mrstft or want_complex
+            # one pass over the shared spectra for the MR-STFT, complex and mel terms
+            sc, logmag, complex_value = spectra.run(
+                self.mrstft.resolutions if want_terms else (), mels, self.complex_stft.power,
+                mrstft=want_mrstft, complex_stft=want_complex)
             for mel_loss in self.mel_losses:
                 name = f"mel_l1/{mel_loss.n_fft}"
                 if name in skip:
@@ -204,11 +246,7 @@ class LossSuite(nn.Module):
                 terms[name], real_mel = mel_loss(fake32, real32, spectra)
                 saturated.append((torch.tanh(real_mel).abs() > TANH_SATURATION).float().mean())
             parts = {}
-            want_mrstft, want_complex = "mrstft" not in skip, "complex_stft" not in skip
-            if want_mrstft or want_complex:  # one pass over the shared spectra for both terms
-                pairs = [spectra.get(stft) for stft in self.mrstft.resolutions]
-                sc, logmag, complex_value = spectrum_terms(
-                    pairs, self.complex_stft.power, mrstft=want_mrstft, complex_stft=want_complex)
+            if want_terms:
                 if want_mrstft:
                     terms["mrstft"] = sc + logmag
                     parts = {"mrstft/sc": sc.detach(), "mrstft/logmag": logmag.detach()}
