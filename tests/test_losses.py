@@ -208,6 +208,27 @@ def test_period_discriminator_folds_by_its_period():
     assert features[0].shape[1:3] == (32, 4096 // 128 + 1)  # [B, C, frames, bins]
 
 
+def test_the_spectrogram_judge_on_channels_last_equals_its_plain_layout():
+    """On the CPU the spectrogram discriminator convolves a channels-last copy (faster kernels):
+    its score, feature maps and the gradients to its input and weights equal the plain layout's
+    up to float rounding."""
+    torch.manual_seed(0)
+    fast, plain = SpectrogramDiscriminator(512), SpectrogramDiscriminator(512)
+    plain.load_state_dict(fast.state_dict())
+    plain.channels_last = False
+    wave = (0.1 * torch.randn(2, 1, 4000)).requires_grad_()
+    results = []
+    for judge in (fast, plain):
+        score, features = judge(wave)
+        objective = score.square().mean() + sum(f.abs().mean() for f in features)
+        grads = torch.autograd.grad(objective, [wave, *judge.parameters()])
+        results.append(([score, *features], grads))
+    (outs, grads), (ref_outs, ref_grads) = results
+    assert outs[1].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(outs + list(grads), ref_outs + list(ref_grads)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.detach().abs().max())), (a - b).abs().max()
+
+
 def test_adversarial_terms_reach_the_codec_but_not_the_discriminators():
     torch.manual_seed(0)
     suite = LossSuite(config(adversarial=True))

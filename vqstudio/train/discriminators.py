@@ -65,8 +65,13 @@ class SpectrogramDiscriminator(nn.Module):
 
     The spectrogram enters as ``[B, 2, frames, bins]`` (real, imaginary), scaled by the window's
     energy so that its values stay near the waveform's whatever ``n_fft`` is; convolutions stride
-    along frequency only and dilate along time.
+    along frequency only and dilate along time. On the CPU they run on a channels-last copy of it
+    (``channels_last``): oneDNN's kernels for that layout are faster at these 32 channels (one
+    judge, batch 16 x 1 s, forward + backward, one thread: 4.2 -> 3.0 s of thread CPU; the period
+    judges measured no faster, so they keep theirs). Equal up to float rounding (tested).
     """
+
+    channels_last = True
 
     def __init__(self, n_fft: int, channels: int = 32):
         super().__init__()
@@ -87,6 +92,8 @@ class SpectrogramDiscriminator(nn.Module):
     def forward(self, wave: torch.Tensor) -> Judgement:
         spec = self.stft.stft(wave[:, 0]) * self.scale  # [B, bins, frames] complex
         x = torch.stack([spec.real, spec.imag], dim=1).transpose(2, 3)  # [B, 2, frames, bins]
+        if self.channels_last and x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         features = []
         for layer in self.layers:
             x = F.leaky_relu(layer(x), _SLOPE)
