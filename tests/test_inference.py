@@ -230,3 +230,30 @@ def test_inference_elu_is_within_float_rounding_of_elu_in_any_layout_and_keeps_t
         assert torch.equal(codec.quantizer(fast, None).codes, codec.quantizer(plain, None).codes)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_residual_units_add_into_their_own_input_by_onednn_within_float_rounding(monkeypatch):
+    from vqstudio.model import encoder
+    from vqstudio.model.encoder import ResidualUnit, _run_2d
+
+    if not encoder.FUSED_ADD:
+        import pytest
+
+        pytest.skip("this torch has no oneDNN convolution with a fused add")
+    torch.manual_seed(0)
+    for channels, weight_norm in ((16, False), (4, True)):
+        unit = ResidualUnit(channels, 3, "elu", weight_norm).eval()
+        x = torch.randn(2, channels, 1, 3001).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            monkeypatch.setattr(encoder, "FUSED_ADD", False)
+            plain = _run_2d(unit, x.clone())
+            monkeypatch.setattr(encoder, "FUSED_ADD", True)
+            kept = x.clone()
+            fused = _run_2d(unit, x, owned=False)  # the caller's tensor: never written
+            assert torch.equal(x, kept)
+            owned = x.clone()
+            into = _run_2d(unit, owned)  # made in the encoder: the sum is written into it
+        assert into.data_ptr() == owned.data_ptr() and torch.equal(into, fused)
+        assert fused.is_contiguous(memory_format=torch.channels_last)
+        # within float rounding (on this machine's oneDNN the same bits at 16..128 channels)
+        torch.testing.assert_close(fused, plain, rtol=0, atol=1e-6)
