@@ -267,6 +267,47 @@ def test_points_arriving_while_following_are_painted_at_once(qtbot):
     assert highest_columns(after).min() > 0.95 * after.shape[1]  # the spike, at the right edge
 
 
+def test_following_repaints_only_the_columns_new_points_change_and_the_same_pixels(qtbot):
+    """While the view follows the run, new points change only the last columns: the layer paints
+    those again over its kept image, and the picture is the one a whole repaint gives."""
+    store = RunStore()
+    terms = ["a", "b"]
+    store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,
+                      "weights": {t: 1.0 for t in terms}, "term_names": terms, "sample_rate": 24000,
+                      "rvq_levels": 4, "codebook_size": 64, "lr": 3e-4, "balancer": "static"})
+    rng = np.random.default_rng(4)
+
+    def rows(start: int, count: int) -> dict:
+        steps = np.arange(start + 1, start + count + 1, dtype=np.float64)
+        values = {t: np.exp(rng.normal(-i, 0.3, count)) for i, t in enumerate(terms)}
+        values["a"][rng.random(count) < 0.01] = 0.0  # log of zero: a gap in the curve
+        return {"step": steps, "elapsed": steps, "terms": values}
+
+    store.on_scalars(rows(0, 200_000))
+    panel = LossPanel(store, None)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 500)
+    panel.refresh()
+
+    def grabbed() -> np.ndarray:
+        image = panel.plot_widget.grab().toImage()
+        return np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), -1).copy()
+
+    grabbed()
+    partial = []
+    for _ in range(25):
+        store.on_scalars(rows(len(store.steps), 40))
+        panel.refresh()
+        following = grabbed()
+        partial.append(panel.layer.painted_columns)
+        panel.layer.changed()  # anything but new points: the whole image is painted again
+        whole = grabbed()
+        assert panel.layer.painted_columns >= int(panel.view_box.width()) - 1
+        assert np.array_equal(following, whole)
+    # Most frames painted a few columns (the others: the view grew, or nothing changed).
+    assert sum(0 < n < 100 for n in partial) >= 15, partial
+
+
 def test_on_a_hidpi_screen_the_spans_are_device_pixels(tmp_path):
     """Two device pixels per point (QT_SCALE_FACTOR=2, in a process of its own): the layer's image
     has the device's pixels, and its picture is pyqtgraph's there too."""

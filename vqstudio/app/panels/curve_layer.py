@@ -5,11 +5,13 @@ envelope`): one or two short vertical strokes per pixel column. Qt's raster engi
 one pixel at a time (8 raw curves across 1400 px: ~13 ms a frame with pyqtgraph's ``drawPath``,
 about the same as line segments or a polyline). :class:`CurveLayer` instead turns each curve into
 the spans its one-pixel pen covers per column (:mod:`~vqstudio.app.panels.column_spans`) and fills
-them as rectangles in an image turned a quarter, where every span is a run along a row (~2 ms for
-the same curves), then turns the image back (Qt's exact rotation) and draws it in one call. The pixels are those of
-the stroked polyline to within one at the ends of a stroke. Longer segments (a zoomed-in view,
-a gap) are stroked as lines. Thin curves (smoothed, or few points), a dashed or wide pen, or an
-export are stroked as paths, as pyqtgraph does.
+them as rectangles in an image turned a quarter (:mod:`~vqstudio.app.panels.span_image`), where
+every span is a run along a row (~2 ms for the same curves), and draws that image turned back in
+one call (Qt's exact rotation). The pixels are those of the stroked polyline to within one at the
+ends of a stroke. Longer segments (a zoomed-in view, a gap) are stroked as lines. Thin curves
+(smoothed, or few points), a dashed or wide pen, or an export are stroked as paths, as pyqtgraph
+does. When only the curves' ends changed since the last paint (new points while the view follows
+the run), only the columns from the first changed one on are painted again.
 
 One item for every curve also gives the view one bound to ask for its auto-range instead of one
 per curve, and keeps pyqtgraph's per-curve bookkeeping off each change of the view.
@@ -20,12 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-import shiboken6
 from pyqtgraph import functions as fn
-from PySide6.QtCore import QLineF, QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QImage, QPainter, QPen, QTransform
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QPainter, QPen, QTransform
 
-from vqstudio.app.panels.column_spans import column_spans
+from vqstudio.app.panels.span_image import SpanImage, strokes
 
 # What each way of painting costs (measured at 1145 x 656 px on this project's 2-core machine):
 # Qt stroking a one-pixel pen, per pixel it paints; the image's filling, turning and drawing, per
@@ -34,12 +35,6 @@ from vqstudio.app.panels.column_spans import column_spans
 STROKE_NS_PER_PIXEL = 12.0
 IMAGE_NS_PER_PIXEL = 1.5
 SPAN_NS = 200.0
-SLACK = 64  # pixels of room beyond the view's size in each image buffer
-
-try:  # pyqtgraph's array of QLineF over a numpy buffer: no Python object per line
-    from pyqtgraph.Qt.internals import PrimitiveArray
-except ImportError:  # pragma: no cover - older pyqtgraph: a list of objects (slower, same picture)
-    PrimitiveArray = None
 
 
 def _logged(y: np.ndarray) -> np.ndarray:
@@ -76,7 +71,7 @@ class LayerCurve:
 
     def setData(self, x, y) -> None:
         self._take(x, y)
-        self.layer.changed()
+        self.layer.changed(points=True)
 
     def _take(self, x, y, rows: tuple[_Rows, int] | None = None) -> None:
         self.xData = np.asarray(x, dtype=np.float64)
@@ -116,8 +111,10 @@ class CurveLayer(pg.GraphicsObject):
         self.log_y = False
         self._version = 0
         self._bounds: dict = {}
-        self._cached: tuple | None = None  # (key, image or None: paths) of the last paint
-        self._flipped = _Pixels()  # the image's memory, kept from one paint to the next
+        self._structure = 0  # counts the changes other than new points
+        self._cached: _Drawn | None = None  # what the last paint drew
+        self._image = SpanImage()
+        self.painted_columns = 0  # how many of the image's columns the last paint painted
         self.route: str | None = None  # "spans" or "paths" to choose for every paint (tests)
 
     # -- curves ---------------------------------------------------------------------------------
@@ -148,11 +145,14 @@ class CurveLayer(pg.GraphicsObject):
         x = np.asarray(x, dtype=np.float64)
         for number, curve in enumerate(curves):
             curve._take(x, rows.ys[number], (rows, number))
-        self.changed()
+        self.changed(points=True)
 
-    def changed(self, bounds: bool = True) -> None:
-        """A curve's points, pen, visibility or order changed: repaint (and re-ask the bounds)."""
+    def changed(self, bounds: bool = True, points: bool = False) -> None:
+        """A curve's points (``points``: only they), pen, visibility or order changed: repaint
+        (and re-ask the bounds)."""
         self._version += 1
+        if not points:
+            self._structure += 1
         if bounds:
             self._bounds.clear()
             self.informViewBoundsChanged()
@@ -221,18 +221,32 @@ class CurveLayer(pg.GraphicsObject):
             return
         sx, sy = transform.m11() * ratio, transform.m22() * ratio
         tx, ty = transform.dx() * ratio - pixels.left(), transform.dy() * ratio - pixels.top()
-        key = (sx, sy, tx, ty, width, height, ratio, self._version)
-        if self._cached is None or self._cached[0] != key:
-            strokes = self._strokes(shown, width, height, sx, sy, tx, ty)
-            spans = strokes[0]
-            as_spans = (width * height * IMAGE_NS_PER_PIXEL + spans.column.shape[0] * SPAN_NS
-                        < spans.ink() * STROKE_NS_PER_PIXEL)
-            image = None
-            if self.route == "spans" or (self.route is None and as_spans):
-                image = self._render(shown, strokes, width, height, sx, sy, tx, ty)
+        geometry = (sx, sy, tx, ty, width, height, ratio)
+        drawn = self._cached
+        if drawn is None or drawn.geometry != geometry or drawn.version != self._version:
+            image, first = None, self._columns_kept(drawn, geometry, shown)
+            self.painted_columns = width if first is None else max(0, width - first)
+            if first is not None and first >= width:  # nothing in view changed
+                image = drawn.image
+            elif first is not None:  # the curves' ends changed: only their columns again
+                starts = [max(0, int(np.searchsorted(c.shown(self.log_y)[0] * sx + tx, first)) - 1)
+                          for c in shown]
+                found = strokes(shown, self.log_y, width, height, sx, sy, tx, ty, starts)
+                image = self._image.render(shown, found, self.log_y, width, height,
+                                           sx, sy, tx, ty, first)
+            else:
+                found = strokes(shown, self.log_y, width, height, sx, sy, tx, ty)
+                spans = found[0]
+                as_spans = (width * height * IMAGE_NS_PER_PIXEL + spans.column.shape[0] * SPAN_NS
+                            < spans.ink() * STROKE_NS_PER_PIXEL)
+                if self.route == "spans" or (self.route is None and as_spans):
+                    image = self._image.render(shown, found, self.log_y, width, height,
+                                               sx, sy, tx, ty)
+            if image is not None:
                 image.setDevicePixelRatio(ratio)
-            self._cached = (key, image)
-        image = self._cached[1]
+            self._cached = _Drawn(geometry, self._version, self._structure, self.route, shown,
+                                  [c.shown(self.log_y) for c in shown], image)
+        image = self._cached.image
         if image is None:  # thin curves: stroking them is cheaper than the image
             self._paint_paths(painter, shown)
             return
@@ -246,77 +260,39 @@ class CurveLayer(pg.GraphicsObject):
         painter.drawImage(QPointF(0, 0), image)
         painter.restore()
 
-    def _strokes(self, shown, width, height, sx, sy, tx, ty):
-        """The spans of every curve with a spannable pen, found together (numpy's cost per call
-        is paid once, not per curve): (spans, the curve of each span, of each line), the
-        curves numbered in ``shown``."""
-        xs, ys, offsets, at = [], [], [], 0
-        gap = np.full(1, np.nan)
-        blocks = []  # runs of curves whose y are rows of one array: mapped to pixels together
-        for curve in shown:
-            rows = curve._rows[0] if self.log_y and curve._rows is not None else None
-            if blocks and rows is not None and blocks[-1][0] is rows and curve.spannable:
-                blocks[-1][1].append(curve)
-            else:
-                blocks.append((rows if curve.spannable else None, [curve]))
-        for rows, curves in blocks:
-            if rows is None or len(curves) == 1:
-                for curve in curves:
-                    offsets.append(at)
-                    if curve.spannable:
-                        x, y = curve.shown(self.log_y)
-                        xs += [x * sx + tx, gap]
-                        ys += [y * sy + ty, gap]
-                        at += x.shape[0] + 1
+    def _columns_kept(self, drawn: "_Drawn | None", geometry: tuple, shown) -> int | None:
+        """The first screen column whose pixels the curves' new points change, when the last
+        paint's image holds the same curves the same way and in the same view and only their
+        points changed, from some point on in each (as when new points arrive while the view
+        follows the run); None when the image must be painted whole."""
+        if (drawn is None or drawn.image is None or drawn.geometry != geometry
+                or drawn.structure != self._structure or drawn.route != self.route
+                or drawn.curves != shown or geometry[0] <= 0
+                or not all(curve.spannable for curve in shown)):
+            return None
+        sx, tx = geometry[0], geometry[2]
+        first = np.inf
+        ascending: dict[int, bool] = {}  # x arrays checked (a run's curves share one)
+        for curve, (old_x, old_y) in zip(shown, drawn.arrays):
+            x, y = curve.shown(self.log_y)
+            if x is old_x and y is old_y:
                 continue
-            # One x for all; y of each a row, a NaN after each so the curves stay apart.
-            count, points = len(curves), curves[0].xData.shape[0]
-            x = np.empty((count, points + 1))
-            y = np.empty((count, points + 1))
-            x[:, :points] = curves[0].xData * sx + tx
-            np.multiply(rows.logged()[[c._rows[1] for c in curves]], sy, out=y[:, :points])
-            y[:, :points] += ty
-            x[:, points] = y[:, points] = np.nan
-            offsets += range(at, at + count * (points + 1), points + 1)
-            xs.append(x.reshape(-1))
-            ys.append(y.reshape(-1))
-            at += count * (points + 1)
-        spans = column_spans(np.concatenate(xs or [gap]), np.concatenate(ys or [gap]), width, height)
-        offsets = np.asarray(offsets)
-        return (spans, np.searchsorted(offsets, spans.start, "right") - 1,
-                np.searchsorted(offsets, spans.line_start, "right") - 1)
-
-    def _render(self, shown, strokes, width, height, sx, sy, tx, ty) -> QImage:
-        """The curves in a ``width`` x ``height`` image with a transparent background."""
-        spans, span_curve, line_curve = strokes
-        numbers = np.arange(len(shown) + 1)
-        span_cut = np.searchsorted(span_curve, numbers)
-        line_cut = np.searchsorted(line_curve, numbers)
-        # Screen column c is the flipped image's row width - 1 - c and screen row r its column r:
-        # turned a quarter clockwise it is the screen's picture (paint() draws it so turned).
-        flipped, image = self._flipped.image(height, width)
-        flipped.fill(0)
-        corners = _rect_corners(spans.top, width - 1 - spans.column, spans.bottom - spans.top + 1)
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        for number, curve in enumerate(shown):
-            pen = curve.pen
-            if not curve.spannable:
-                x, y = curve.shown(self.log_y)
-                painter.setPen(pen)
-                painter.setBrush(Qt.BrushStyle.NoBrush)  # a path is filled with the brush
-                painter.drawPath(fn.arrayToQPath(y * sy + ty, width - (x * sx + tx), connect="finite"))
+            for values in (x, old_x):  # the columns of later points are never to the left
+                if id(values) not in ascending:
+                    ascending[id(values)] = bool(np.all(values[1:] >= values[:-1]))
+                if not ascending[id(values)]:
+                    return None
+            same = min(x.shape[0], old_x.shape[0])
+            differ = (x[:same] != old_x[:same]) | ~((y[:same] == old_y[:same])
+                                                    | (np.isnan(y[:same]) & np.isnan(old_y[:same])))
+            changed = np.flatnonzero(differ)
+            point = int(changed[0]) if changed.size else same  # the first point not as before
+            if point == x.shape[0] == old_x.shape[0]:
                 continue
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(pen.color())
-            _draw_rects(painter, corners, span_cut[number], span_cut[number + 1])
-            lines = spans.lines[line_cut[number]:line_cut[number + 1]]
-            if lines.shape[0]:
-                painter.setPen(pen)
-                x0, y0, x1, y1 = lines.T
-                _draw_lines(painter, np.column_stack([y0, width - x0, y1, width - x1]))
-        painter.end()
-        return image
+            # Its segment from the point before starts in that point's column.
+            at = min(x[point - 1], old_x[point - 1]) if point else min(x[0], old_x[0])
+            first = min(first, np.floor(at * sx + tx))
+        return int(max(first, 0)) if np.isfinite(first) else geometry[4]
 
     def _paint_paths(self, painter: QPainter, shown) -> None:
         """Each curve stroked as one path in view coordinates (pyqtgraph's way)."""
@@ -333,52 +309,10 @@ def _spannable(pen: QPen) -> bool:
             and pen.brush().style() == Qt.BrushStyle.SolidPattern and pen.color().alpha() == 255)
 
 
-class _Pixels:
-    """Room for premultiplied ARGB images up to a size, one numpy buffer kept from one paint to
-    the next: the view's size in device pixels changes by one now and then as it pans (its
-    edges fall between pixels), and a fresh 3 MB buffer each time costs its page faults."""
+class _Drawn:
+    """What a paint drew: in which view (``geometry``: scale, offset, size, pixel ratio), at which
+    change counts, the curves and their points, and the image (None: stroked as paths)."""
 
-    def __init__(self):
-        self._buffer = np.zeros((0, 0), dtype=np.uint32)
-
-    def image(self, width: int, height: int) -> tuple[np.ndarray, QImage]:
-        """A ``[height, width]`` view of the buffer (its contents left as they were) and a
-        ``width`` x ``height`` QImage over the same memory."""
-        rows, columns = self._buffer.shape
-        if rows < height or columns < width:
-            self._buffer = np.zeros((max(rows, height + SLACK), max(columns, width + SLACK)),
-                                    dtype=np.uint32)
-        array = self._buffer[:height, :width]
-        image = QImage(self._buffer.data, width, height, self._buffer.strides[0],  # from row 0
-                       QImage.Format.Format_ARGB32_Premultiplied)
-        return array, image
-
-
-def _rect_corners(left, top, width) -> np.ndarray:
-    """One-pixel-high rectangles ``(left[k], top[k], width[k], 1)`` as QRect's own layout
-    (int x1, y1, x2, y2 each), for :func:`_draw_rects`."""
-    corners = np.empty((left.shape[0], 4), dtype=np.int32)
-    corners[:, 0], corners[:, 1] = left, top
-    corners[:, 2], corners[:, 3] = left + width - 1, top
-    return corners
-
-
-def _draw_rects(painter: QPainter, corners: np.ndarray, first: int, stop: int) -> None:
-    """Fill the rectangles ``corners[first:stop]`` (:func:`_rect_corners`).
-
-    Handed to Qt as one array of QRect: the raster engine fills integer rectangles directly, a
-    third faster than QRectF's path (8.6k spans: 2.0 vs 2.7 ms)."""
-    if stop > first:
-        start = corners.ctypes.data + int(first) * corners.strides[0]
-        painter.drawRects(shiboken6.wrapInstance(start, QRect), int(stop - first))
-
-
-def _draw_lines(painter: QPainter, lines: np.ndarray) -> None:
-    """Stroke the segments ``lines`` ``[m, 4]`` (x0, y0, x1, y1)."""
-    if PrimitiveArray is None:
-        painter.drawLines([QLineF(*row) for row in lines])
-        return
-    array = PrimitiveArray(QLineF, 4)
-    array.resize(lines.shape[0])
-    array.ndarray()[:] = lines
-    painter.drawLines(*array.drawargs())
+    def __init__(self, geometry, version, structure, route, curves, arrays, image):
+        self.geometry, self.version, self.structure, self.route = geometry, version, structure, route
+        self.curves, self.arrays, self.image = curves, arrays, image
