@@ -2,13 +2,14 @@
 
     python benchmarks/step_cpu.py [ROW,ROW,...] [ROUNDS] [--profile]
 
-Rows (default: all): ``baseline`` (seed-baseline), ``fixed`` (seed-fixed) and seed-fixed without
-parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noEMA``, ``fixed-tanh``), so a
-difference in step cost can be pinned on a term or on the codebook bookkeeping. Each row warms up
+Rows (default: all but ``speech``): ``baseline`` (seed-baseline), ``fixed`` (seed-fixed) and
+seed-fixed without parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noEMA``,
+``fixed-tanh``), so a difference in step cost can be pinned on a term or on the codebook
+bookkeeping; ``tiny`` (tiny-cpu) and ``speech`` (speech-24k, adversarial: ~20 s a step). Each row warms up
 6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
 is printed with its ratio to the first row (thread CPU time, not wall: on a shared machine the
-other processes' load falls out). ``--profile`` adds a torch.profiler table of 4 steps of the first
-two rows. Figures, not assertions.
+other processes' load falls out). ``--profile`` adds a torch.profiler table of 4 steps of each
+row (``--profile-steps=N`` to change that). Figures, not assertions.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ ROWS = {
     "fixed-noCX": ("seed-fixed", ["loss.weights.complex_stft=0"]),
     "fixed-noEMA": ("seed-fixed", ["model.ema=false", "model.kmeans_init=false", "model.dead_code_replace_every=0"]),
     "fixed-tanh": ("seed-fixed", ['loss.mel_norm="tanh"']),
+    "tiny": ("tiny-cpu", []),
+    "speech": ("speech-24k", []),
 }
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    selected = args[0].split(",") if args else list(ROWS)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]  # --profile-steps=N: see below
+    selected = args[0].split(",") if args else [r for r in ROWS if r != "speech"]
     rounds = int(args[1]) if len(args) > 1 else 5
     torch.set_num_threads(1)
     trainers = {}
@@ -62,9 +65,10 @@ def main() -> None:
     if "--profile" in sys.argv:
         from torch.profiler import ProfilerActivity, profile
 
-        for name in selected[:2]:
+        steps = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--profile-steps=")), 4)
+        for name in selected:
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                for _ in range(4):
+                for _ in range(steps):
                     trainers[name].step()
             print("=====", name)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
