@@ -308,6 +308,37 @@ def test_following_repaints_only_the_columns_new_points_change_and_the_same_pixe
     assert sum(0 < n < 100 for n in partial) >= 15, partial
 
 
+def test_validation_points_follow_the_store_and_the_x_mode(qtbot):
+    store = RunStore()
+    store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,
+                      "weights": {"a": 1.0}, "term_names": ["a"], "sample_rate": 24000,
+                      "rvq_levels": 4, "codebook_size": 64, "lr": 3e-4, "balancer": "static"})
+
+    def batch(start: int, count: int, validation=None) -> dict:
+        steps = np.arange(start + 1, start + count + 1, dtype=np.float64)
+        rows = {"step": steps, "elapsed": steps / 10, "terms": {"a": np.exp(-steps / 1e3)}}
+        if validation is not None:
+            rows["validation"] = {"step": np.asarray(validation[0], dtype=np.float64),
+                                  "mel_distance": np.asarray(validation[1], dtype=np.float64)}
+        return rows
+
+    store.on_scalars(batch(0, 500, ([100, 300], [2.0, 1.5])))
+    panel = LossPanel(store, None)
+    qtbot.addWidget(panel)
+    panel.refresh()
+    points = lambda: [list(v) for v in panel._validation.getOriginalDataset()]  # noqa: E731
+    assert points() == [[100, 300], [2.0, 1.5]]
+    store.on_scalars(batch(500, 100))  # rows without a validation keep the points
+    panel.refresh()
+    assert points() == [[100, 300], [2.0, 1.5]]
+    store.on_scalars(batch(600, 100, ([650], [1.2])))
+    panel.refresh()
+    assert points() == [[100, 300, 650], [2.0, 1.5, 1.2]]
+    panel.set_x_mode("time")  # along the training time: where those steps were trained
+    np.testing.assert_allclose(points()[0], [10.0, 30.0, 65.0])
+    assert points()[1] == [2.0, 1.5, 1.2]
+
+
 def test_on_a_hidpi_screen_the_spans_are_device_pixels(tmp_path):
     """Two device pixels per point (QT_SCALE_FACTOR=2, in a process of its own): the layer's image
     has the device's pixels, and its picture is pyqtgraph's there too."""

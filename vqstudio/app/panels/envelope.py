@@ -53,10 +53,11 @@ class MinMaxPyramid:
                 self._maxs.append(GrowableArray(self._dtype))
             lo, hi = self._mins[level], self._maxs[level]
             done = lo.size
-            if complete > done:
-                start, stop = done * BRANCH, complete * BRANCH
-                lo.append(_blockwise(np.minimum, below_lo[start:stop]))
-                hi.append(_blockwise(np.maximum, below_hi[start:stop]))
+            if complete == done:  # no new block here, so none in the levels above either
+                break
+            start, stop = done * BRANCH, complete * BRANCH
+            lo.append(_blockwise(np.minimum, below_lo[start:stop]))
+            hi.append(_blockwise(np.maximum, below_hi[start:stop]))
             below_lo, below_hi = lo.view(), hi.view()
             level += 1
 

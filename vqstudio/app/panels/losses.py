@@ -35,7 +35,7 @@ from vqstudio.app.panels.loss_side import build_side, colour_entry, new_entry, s
 from vqstudio.app.panels.loss_overlay import LossOverlay
 from vqstudio.app.panels.plotstyle import style_plot
 from vqstudio.app.panels.smoothed_curve import SMOOTHING_MAX, SmoothedCurve, slider_from_smoothing
-from vqstudio.app.panels.x_axis import STEP, X_MODES, XAxis, draw_curves
+from vqstudio.app.panels.x_axis import STEP, TIME, X_MODES, XAxis, draw_curves
 
 TOTAL = "total"
 HIDDEN_BY_DEFAULT = ("lr", "grad_norm")  # other scales: they would flatten the loss curves
@@ -59,6 +59,7 @@ class LossPanel(QWidget):
         self._rows = 0
         self._events_seen = 0
         self._drawn: tuple | None = None
+        self._validation_key: tuple | None = None  # what the validation points were set from
         self.curves: dict[str, SmoothedCurve] = {}
         self.runs = None  # the Runs list (set_runs); comparing while it shows another run
         self.comparing = False
@@ -362,6 +363,13 @@ class LossPanel(QWidget):
     def _set_validation(self) -> None:
         steps = getattr(self.store, "validation_steps", None)
         values = getattr(self.store, "validation", None)
+        # Handed to pyqtgraph only when they changed (each store change asked: ~0.15 ms a frame
+        # while points arrive); along the training time, x of a step moves as time is known.
+        key = (id(steps), id(values), len(values) if values is not None else 0, id(self.axis),
+               len(self.store.steps) if self.x_mode == TIME else 0)
+        if key == self._validation_key:
+            return
+        self._validation_key = key
         if steps is not None and values is not None and len(values):
             self._validation.setData(self.axis.at_steps(steps.view()), values.view())
         else:
