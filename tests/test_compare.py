@@ -36,6 +36,17 @@ def test_compare_measures_each_checkpoint_as_eval_does(trained, tmp_path):
         assert entries[0][key] == value, key
 
 
+def test_without_data_it_measures_the_first_runs_own_corpus(trained, tmp_path):
+    run, corpus = trained
+    named, own = tmp_path / "named.json", tmp_path / "own.json"
+    results = run_clis(["compare", f"{run}:latest", "--data", str(corpus), "--json", str(named)],
+                       ["compare", f"{run}:latest", "--json", str(own)])
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    with_data, without = json.loads(named.read_text()), json.loads(own.read_text())
+    assert without[0]["files"] == with_data[0]["files"] == 2
+    assert without == with_data
+
+
 def test_a_bad_reference_is_one_line_before_any_model_runs(trained, tmp_path):
     run, corpus = trained
     out = tmp_path / "compare.json"

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="measure several runs or checkpoints on the same clips, one table")
     p.add_argument("refs", nargs="+", metavar="RUN[:CKPT]",
                    help="a run folder, optionally :STEP, :best, :latest or :step-XXXXXXXX.pt")
-    p.add_argument("--data", required=True, help="folder of audio files (or a manifest) to measure on")
+    p.add_argument("--data", default=None,
+                   help="folder of audio files (or a manifest) to measure on (default: the first run's corpus)")
     p.add_argument("--levels", type=int, default=None)
     p.add_argument("--json", default=None, help="also write one entry per run to this JSON file")
     p.add_argument("--max-seconds", type=float, default=30.0, help="per file, from its start")

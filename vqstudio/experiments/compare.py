@@ -1,11 +1,12 @@
-"""Compare runs and checkpoints by number: ``vqstudio compare RUN[:CKPT] RUN[:CKPT] ... --data DIR``.
+"""Compare runs and checkpoints by number: ``vqstudio compare RUN[:CKPT] RUN[:CKPT] ... [--data DIR]``.
 
 Every checkpoint is measured on the same clips (the corpus is scanned once; each model reads them
 at its own sample rate) by :func:`~vqstudio.experiments.corpus_eval.evaluate_on_corpus`, the
 function ``vqstudio eval`` uses, so the two commands agree. :func:`format_table` prints one row
 per checkpoint and one column per figure, the best in each column marked with ``*`` (which way is
 better is :data:`FIGURES`'s). Every reference is resolved before any model is run: a bad one
-costs nothing.
+costs nothing. Without ``--data`` the clips are the first run's corpus (its ``data.path``, or the
+demo corpus when that is empty, as ``vqstudio train`` reads it).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ FIGURES: list[tuple[str, str, int]] = [
 BAND_PREFIX = "band_error_db/"  # one column per band of band_error_db, lower is better
 
 
-def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
+def compare(refs: Sequence[str], data: str | Path | None = None, *, levels: int | None = None,
             max_seconds: float | None = 30.0, device: str = "cpu",
             on_skip: Callable[[str, str], None] | None = None,
             denoise: float | None = None, mos: bool = False, split: str = "all",
@@ -62,6 +63,10 @@ def compare(refs: Sequence[str], data: str | Path, *, levels: int | None = None,
         check_levels(levels, ref.config.model.rvq_levels, "--levels")
     if mos:
         require_dnsmos()
+    if data is None:  # the first run's own corpus
+        from vqstudio.config import DEMO_DIR
+
+        data = resolved[0].config.data.path or DEMO_DIR
     corpus = scan_corpus(data, resolved[0].config.model.sample_rate)
     for name, reason in corpus.skipped:
         if on_skip is not None:
