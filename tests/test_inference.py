@@ -257,3 +257,20 @@ def test_residual_units_add_into_their_own_input_by_onednn_within_float_rounding
         assert fused.is_contiguous(memory_format=torch.channels_last)
         # within float rounding (on this machine's oneDNN the same bits at 16..128 channels)
         torch.testing.assert_close(fused, plain, rtol=0, atol=1e-6)
+
+
+def test_the_one_channel_stem_is_a_matrix_product_within_float_rounding_of_the_convolution():
+    from torch import nn
+
+    from vqstudio.model.encoder import _single_channel_conv
+
+    torch.manual_seed(0)
+    for batch, bias, padding in ((1, True, 3), (3, True, 3), (2, False, 0)):
+        conv = nn.Conv1d(1, 16, 7, padding=padding, bias=bias)
+        x = torch.randn(batch, 1, 1, 5003).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            expected = torch.nn.functional.conv2d(x, conv.weight.unsqueeze(2), conv.bias,
+                                                  padding=(0, padding))
+            out = _single_channel_conv(conv, x, padding)
+        assert out.shape == expected.shape and out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
