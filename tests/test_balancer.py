@@ -14,7 +14,9 @@ from vqstudio.train.losses import LossSuite, total
 from test_losses import sine_and_noise
 
 T = 8192
-AT_OUTPUT = ["waveform_mse", "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft"]
+AT_OUTPUT = ["waveform_mse", "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft",
+             "low_band_si_sdr"]
+OFF_BY_DEFAULT = {"complex_stft": 1.0, "low_band_si_sdr": 1.0}
 
 
 class TinyCodec(nn.Module):
@@ -62,7 +64,7 @@ def grads(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def test_shares_sum_to_one_over_the_terms_that_reach_the_output(suite):
     terms, audio = step(TinyCodec(), suite)
-    weights = Config().loss.resolved_weights() | {"complex_stft": 1.0}  # off by default
+    weights = Config().loss.resolved_weights() | OFF_BY_DEFAULT
     assert [n for n in weights if reaches(terms[n], audio)] == AT_OUTPUT
     shares = gradient_shares(terms, audio, weights)
     assert set(shares) == set(AT_OUTPUT)  # codebook and commitment act on the encoder directly
@@ -219,7 +221,7 @@ def test_with_the_real_codec_the_quantizer_terms_bypass_the_output(suite):
     target = sine_and_noise(0)
     out = codec(target)
     terms = suite.terms(out, target)
-    weights = config.loss.resolved_weights() | {"complex_stft": 1.0}  # off by default
+    weights = config.loss.resolved_weights() | OFF_BY_DEFAULT
     assert [n for n in weights if reaches(terms[n], out.audio)] == AT_OUTPUT
     shares = Balancer().backward(terms, out.audio, weights, mode="shares")
     assert shares == pytest.approx({n: 1 / len(AT_OUTPUT) for n in AT_OUTPUT})
