@@ -222,7 +222,7 @@ class CurveLayer(pg.GraphicsObject):
         sx, sy = transform.m11() * ratio, transform.m22() * ratio
         tx, ty = transform.dx() * ratio - pixels.left(), transform.dy() * ratio - pixels.top()
         geometry = (sx, sy, tx, ty, width, height, ratio)
-        drawn = self._cached
+        drawn, whole = self._cached, False
         if drawn is None or drawn.geometry != geometry or drawn.version != self._version:
             image, first = None, self._columns_kept(drawn, geometry, shown)
             self.painted_columns = width if first is None else max(0, width - first)
@@ -242,6 +242,7 @@ class CurveLayer(pg.GraphicsObject):
                 if self.route == "spans" or (self.route is None and as_spans):
                     image = self._image.render(shown, found, self.log_y, width, height,
                                                sx, sy, tx, ty)
+                    whole = True
             if image is not None:
                 image.setDevicePixelRatio(ratio)
             self._cached = _Drawn(geometry, self._version, self._structure, self.route, shown,
@@ -251,13 +252,22 @@ class CurveLayer(pg.GraphicsObject):
             self._paint_paths(painter, shown)
             return
         painter.save()
-        # The flipped image turned a quarter clockwise onto the view: (X, Y) -> (width - Y, X),
-        # in the device-independent pixels the image's ratio scales. Qt's raster engine turns
-        # and draws it in one pass (~1.1 ms in the panel), fewer than turning it into another
-        # image first (Qt's QImage.transformed, or numpy, ~1.2 ms) and drawing that (0.3 ms).
-        painter.setTransform(QTransform(0, 1, -1, 0, (pixels.left() + width) / ratio,
-                                        pixels.top() / ratio))
-        painter.drawImage(QPointF(0, 0), image)
+        if whole:
+            # Painted whole (the view moved): the flipped image turned a quarter clockwise onto
+            # the view, (X, Y) -> (width - Y, X), in the device-independent pixels the image's
+            # ratio scales. Qt's raster engine turns and draws it in one pass (~1.1 ms in the
+            # panel), fewer than turning it into another image first (Qt's QImage.transformed,
+            # or numpy, ~1.2 ms) and drawing that (0.3 ms).
+            painter.setTransform(QTransform(0, 1, -1, 0, (pixels.left() + width) / ratio,
+                                            pixels.top() / ratio))
+            painter.drawImage(QPointF(0, 0), image)
+        else:
+            # The same columns as last time but a few (following the run): the turned copy kept
+            # beside it, brought up to date in those columns, drawn as it is.
+            turned = self._image.turned(width, height)
+            turned.setDevicePixelRatio(ratio)
+            painter.resetTransform()
+            painter.drawImage(QPointF(pixels.left() / ratio, pixels.top() / ratio), turned)
         painter.restore()
 
     def _columns_kept(self, drawn: "_Drawn | None", geometry: tuple, shown) -> int | None:
