@@ -1,5 +1,6 @@
-"""The encoder's dilated convolutions run over phases (model/phase_conv.py): the same values and
-gradients as the dilated ``F.conv1d``, in training and in the encoder as a whole."""
+"""The encoder's training-path convolutions: the dilated ones run over phases (model/phase_conv.py)
+and the first downsampling layer pads inside its convolution; the same values and gradients as
+the plain ``F.conv1d`` calls, in training and in the encoder as a whole."""
 
 from __future__ import annotations
 
@@ -74,3 +75,25 @@ def test_the_encoder_trains_as_with_dilated_convolutions(weight_norm):
     want = torch.autograd.grad(ref, list(plain.parameters()), upstream)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max())), (a - b).abs().max()
+
+
+@pytest.mark.parametrize("channels, stride", [(16, 4), (8, 6), (32, 6)])
+def test_a_downsampling_layer_padding_inside_the_convolution_trains_as_with_the_padded_copy(channels, stride):
+    """At few channels the training path's downsampling convolution pads inside the convolution
+    (no padded copy of the input): values and gradients as ``conv(F.pad(act(x)))`` to float
+    rounding; wider layers take the padded copy itself."""
+    from vqstudio.model.encoder import FOLD_PAD_CHANNELS_TRAINING, Downsample
+
+    torch.manual_seed(channels)
+    layer = Downsample(channels, 2 * channels, stride, "elu", weight_norm=False)
+    x = torch.randn(2, channels, 50 * stride, requires_grad=True)
+    ours = layer(x)
+    reference = layer.conv(F.pad(layer.act(x), layer.pad))
+    if channels > FOLD_PAD_CHANNELS_TRAINING:
+        assert torch.equal(ours, reference)
+    assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-6 * float(reference.detach().abs().max()))
+    upstream = torch.randn(reference.shape)
+    got = torch.autograd.grad(ours, [x, *layer.parameters()], upstream)
+    want = torch.autograd.grad(reference, [x, *layer.parameters()], upstream)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))

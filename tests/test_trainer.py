@@ -315,3 +315,35 @@ def test_a_resume_sets_later_history_aside_and_says_how_much(corpus, tmp_path):
     late = (run / "rolled_back" / "events-after-step-00000004.jsonl").read_text()
     assert '"note"' in late
     assert all(e["step"] <= 4 for e in RunFolder(run).read_events() if e["kind"] != "resume")
+
+
+def test_the_optimizer_is_fused_and_stays_so_after_a_resume_from_an_unfused_state(corpus, tmp_path):
+    """AdamW's fused kernel (one pass over all parameters) steps like the per-parameter loop to
+    float rounding, and a checkpoint written by an unfused optimizer (an older version, a fork's
+    template) does not switch a resumed trainer back to the loop."""
+    trainer = Trainer(tiny_config(corpus), tmp_path / "run")
+    assert all(g["fused"] for g in trainer.optimizer.param_groups)
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    loop_params = [p.detach().clone().requires_grad_() for p in params]
+    loop = torch.optim.AdamW(loop_params, **{k: trainer.optimizer.defaults[k]
+                                             for k in ("lr", "betas", "weight_decay", "eps")})
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for p, q in zip(params, loop_params):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        trainer.optimizer.step()
+        loop.step()
+    for p, q in zip(params, loop_params):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-7), (p - q).abs().max()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    for group in trainer.optimizer.param_groups:
+        group["fused"] = None  # as an unfused optimizer's state_dict carries it
+    trainer.save_checkpoint()
+    trainer.close()
+    resumed = Trainer(tiny_config(corpus), tmp_path / "run")
+    saved = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    assert saved["optimizer"]["param_groups"][0]["fused"] is None
+    assert all(g["fused"] for g in resumed.optimizer.param_groups)
+    assert not resumed.step().skipped  # and it steps
+    resumed.close()

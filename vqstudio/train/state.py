@@ -57,7 +57,7 @@ def load_trainer_state(trainer, state: dict[str, Any]) -> None:
             f"checkpoint does not fit this model ({str(exc).splitlines()[0][:160]})",
             "load it with the configuration it was trained with (its run folder's config.toml)",
         ) from None
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    _load_optimizer(trainer.optimizer, state["optimizer"])
     trainer.step_count = int(state["step"])
     trainer.weights.update(state.get("weights", {}))
     trainer.base_lr = float(state.get("base_lr", trainer.base_lr))
@@ -76,7 +76,17 @@ def load_trainer_state(trainer, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["rng_cuda"].cpu(), trainer.device)
     if trainer.disc_optimizer is not None and "discriminators" in state:
         trainer.losses.load_discriminator_state_dict(state["discriminators"])
-        trainer.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        _load_optimizer(trainer.disc_optimizer, state["disc_optimizer"])
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)``, keeping the optimizer's own kernel choice (``fused``,
+    ``foreach``): a state saved by an older version, or by a fork's template optimizer, would set
+    it back to the per-parameter loop."""
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kept in zip(optimizer.param_groups, kernels):
+        group.update(kept)
 
 
 def copied(value: Any) -> Any:
