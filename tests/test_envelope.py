@@ -64,3 +64,33 @@ def test_a_million_points_draw_as_a_few_thousand():
     assert y.min() == pyramid.values().min() and y.max() == pyramid.values().max()
     pyramid.clear()
     assert len(pyramid) == 0 and pyramid.envelope(0, 10, 100)[1].size == 0
+
+
+def test_a_memo_of_the_last_answer_changes_nothing_while_the_series_grow():
+    """Points arriving while the view follows: the runs made of blocks complete last time are
+    reused from the memo, and every answer is the one computed afresh."""
+    from vqstudio.app.panels.envelope import EnvelopeMemo, envelopes
+
+    rng = np.random.default_rng(7)
+    pyramids = [MinMaxPyramid() for _ in range(3)]
+    for pyramid in pyramids:
+        pyramid.extend(series(150_000, seed=int(rng.integers(100))))
+    memo, kept, pixels, start = EnvelopeMemo(), 0, 700, 0
+    for step in range(80):
+        grow = rng.normal(0, 1, (3, int(rng.integers(1, 500)))).astype(np.float32)
+        for pyramid, values in zip(pyramids, grow):
+            pyramid.extend(values)
+        if step == 40:
+            start, pixels = 5_000, 701  # the view moved: nothing of the memo fits
+        before = memo.key
+        index, ys = envelopes(pyramids, start, len(pyramids[0]), pixels, memo)
+        fresh_index, fresh_ys = envelopes(pyramids, start, len(pyramids[0]), pixels)
+        assert np.array_equal(index, fresh_index) and np.array_equal(ys, fresh_ys), step
+        kept += memo.key == before
+    assert kept >= 60  # most answers reused the memo
+    longer = len(pyramids[0]) + 1_000
+    for pyramid in pyramids:  # refilled (a new smoothing): the memo no longer applies
+        pyramid.clear()
+        pyramid.extend(series(longer, seed=3))
+    index, ys = envelopes(pyramids, start, len(pyramids[0]), pixels, memo)
+    assert np.array_equal(ys, envelopes(pyramids, start, len(pyramids[0]), pixels)[1])

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from vqstudio.app.panels.curve_layer import LayerCurve
-from vqstudio.app.panels.envelope import MinMaxPyramid
+from vqstudio.app.panels.envelope import EnvelopeMemo, MinMaxPyramid
 
 SMOOTHING_MAX = 0.999
 
@@ -38,6 +38,7 @@ class SmoothedCurve:
     last_finite: float = math.nan  # non-finite rows (skipped steps) repeat the last finite value
     last_smoothed: float = math.nan
     stale: bool = False  # smoothing changed while hidden: rebuild when shown
+    memo: EnvelopeMemo = field(default_factory=EnvelopeMemo)  # its group's last envelopes
 
     def reset(self) -> None:
         self.pyramid.clear()

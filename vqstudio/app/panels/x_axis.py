@@ -92,8 +92,9 @@ def draw_curves(curves, x: np.ndarray, start: int, stop: int, pixels: int) -> No
     """Hand each of ``curves`` (:class:`~vqstudio.app.panels.smoothed_curve.SmoothedCurve`) the
     envelope of its rows ``[start, stop)`` at ``pixels`` columns, placed at ``x``. Curves whose
     pyramids start at the same row and hold as many points (a run's terms) get theirs from one
-    :func:`~vqstudio.app.panels.envelope.envelopes` call and share one x; the layer hears of
-    all of them once."""
+    :func:`~vqstudio.app.panels.envelope.envelopes` call (its memo kept on the group's first
+    curve: while following, only the last runs are computed) and share one x; the layer hears
+    of all of them once."""
     groups: dict[tuple[int, int], list] = {}
     for curve in curves:
         if curve.first is None:
@@ -101,7 +102,8 @@ def draw_curves(curves, x: np.ndarray, start: int, stop: int, pixels: int) -> No
         else:
             groups.setdefault((curve.first, len(curve.pyramid)), []).append(curve)
     for (first, _), group in groups.items():
-        index, ys = envelopes([c.pyramid for c in group], start - first, stop - first, pixels)
+        index, ys = envelopes([c.pyramid for c in group], start - first, stop - first, pixels,
+                              group[0].memo)
         group[0].item.layer.set_rows([c.item for c in group], x[index + first], ys)
 
 
