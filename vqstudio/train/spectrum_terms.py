@@ -45,8 +45,8 @@ class _OneResolution(torch.autograd.Function):
     def forward(ctx, x, y, power: float, want_mrstft: bool, want_complex: bool,
                 want_magnitudes: bool = False):
         ctx.set_materialize_grads(False)
-        p = x.real.square() + x.imag.square()
-        q = y.real.square() + y.imag.square()
+        p = torch.addcmul(x.real.square(), x.imag, x.imag)
+        q = torch.addcmul(y.real.square(), y.imag, y.imag)
         m_fake = m_real = p.new_zeros(())
         if want_magnitudes:
             m_fake, m_real = p.sqrt(), q.sqrt()
@@ -64,13 +64,13 @@ class _OneResolution(torch.autograd.Function):
             norms = torch.stack([torch.linalg.vector_norm(diff), torch.linalg.vector_norm(m_y)])
             sc = norms[0] / norms[1]
             sign = log_p - log_q
-            logmag = 0.5 * sign.abs().mean()
-            saved += [diff * m_x, norms, sign.sign_()]
+            logmag = 0.5 * torch.linalg.vector_norm(sign, ord=1) / sign.numel()
+            saved += [diff.mul_(m_x), norms, sign.sign_()]
         if want_complex:
             k = (power - 1.0) / 2.0
             s = log_p.mul_(k).exp_()
-            d = scaled(x, s) - scaled(y, log_q.mul_(k).exp_())
-            cx = (d.real.square() + d.imag.square()).mean()
+            d = scaled(x, s).sub_(scaled(y, log_q.mul_(k).exp_()))
+            cx = torch.linalg.vector_norm(torch.view_as_real(d)).square() / d.numel()
             ctx.k = k
             saved += [d, s]
         ctx.want = (want_mrstft, want_complex)
@@ -88,20 +88,18 @@ class _OneResolution(torch.autograd.Function):
         if want_mrstft:
             diff_m, norms, sign = rest[:3]
             rest = rest[3:]
-            parts = []
             if g_sc is not None:  # d sc / dX = (m_x - m_y) / (|diff| |m_y|) * X / m_x
-                parts.append(diff_m * (g_sc / (norms[0] * norms[1]).clamp(min=1e-30)))
+                along_x = diff_m * (g_sc / (norms[0] * norms[1]).clamp(min=1e-30))
             if g_logmag is not None:  # d logmag / dX = sign / n * X / p
-                parts.append(sign * (g_logmag / n))
-            for part in parts:
-                along_x = part if along_x is None else along_x + part
+                along_x = (sign * (g_logmag / n) if along_x is None
+                           else along_x.addcmul_(sign, g_logmag / n))
         if want_complex and g_complex is not None:
             d, s = rest[:2]
             g = 2.0 * g_complex / n
             # d|D|^2 / dX = 2 (D s + Re(D conj X) * 2k s / p * X), D = X s - Y t
-            dot = d.real * x.real + d.imag * x.imag
-            part = dot * s * (2.0 * ctx.k) * g
-            along_x = part if along_x is None else along_x + part
+            dot = torch.addcmul(d.real * x.real, d.imag, x.imag)
+            part = dot.mul_(s).mul_(2.0 * ctx.k * g)
+            along_x = part if along_x is None else along_x.add_(part)
             along_d = s * g
         if along_x is not None:
             along_x = along_x.div_(p).mul_(mask)
