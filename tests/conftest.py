@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from alsa_null import write_asoundrc
+from vqstudio.app.gui_thread_gc import sweep
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHONHASHSEED", "0")
@@ -48,6 +49,9 @@ def no_leaked_threads():
         if thread.is_alive():
             leaked.append(thread.name)
     assert not leaked, f"test left threads running: {leaked}"
+    # A window confined collection to the GUI thread (vqstudio/app/gui_thread_gc.py); its timer
+    # runs only while a test spins Qt's loop, so the tests that follow in this process sweep too.
+    sweep()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from vqstudio.app.run_list import link_runs
 from vqstudio.app.run_folders import default_runs_root, new_run_folder, pretty_path, stopped_where
 from vqstudio.app.run_opening import RunOpening, opened_message
 from vqstudio.app.status_bar import add_readouts, show_run
+from vqstudio.app.gui_thread_gc import collect_on_gui_thread
 from vqstudio.app.panels import PanelSpec
 from vqstudio.app.store import RunStore
 from vqstudio.app.worker import TrainingWorker
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, player: Any = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
+        collect_on_gui_thread()  # before any of our threads starts (gui_thread_gc.py)
         self.settings = settings if settings is not None else QSettings()
         self.player = player
         self.worker = TrainingWorker(self)
