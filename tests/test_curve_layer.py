@@ -308,6 +308,32 @@ def test_following_repaints_only_the_columns_new_points_change_and_the_same_pixe
     assert sum(0 < n < 100 for n in partial) >= 15, partial
 
 
+def test_the_ends_painted_again_are_the_spans_of_the_whole_curves():
+    """Painting only the columns from 12 on takes each curve from the point before column 12:
+    three curves that jump into column 12 and end there keep one span each, in their own
+    colour, as when the whole curves are taken (not one span of the first curve's)."""
+    from vqstudio.app.panels.span_image import strokes
+
+    layer = CurveLayer()
+    x = np.concatenate([np.repeat(np.arange(10) + 0.5, 2), [12.5, 12.5]])
+    rng = np.random.default_rng(1)
+    curves = []
+    for k in range(3):
+        curve = layer.add(pg.mkPen(COLOUR, width=1), str(k))
+        curve.setData(x, 30.0 + 40 * k + rng.uniform(0, 30, x.size))
+        curves.append(curve)
+    start = int(np.searchsorted(x, 12)) - 1
+
+    def ends(found) -> list:
+        spans, curve_of, _ = found
+        mine = spans.column >= 12
+        return list(zip(curve_of[mine], spans.column[mine], spans.top[mine], spans.bottom[mine]))
+
+    whole = ends(strokes(curves, False, 20, 200, 1.0, 1.0, 0.0, 0.0))
+    assert [c for c, *_ in whole] == [0, 1, 2]
+    assert ends(strokes(curves, False, 20, 200, 1.0, 1.0, 0.0, 0.0, [start] * 3)) == whole
+
+
 def test_validation_points_follow_the_store_and_the_x_mode(qtbot):
     store = RunStore()
     store.on_started({"device": "cpu", "preset": "test", "run_dir": None, "step": 0,

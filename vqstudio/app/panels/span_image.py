@@ -35,7 +35,12 @@ def strokes(shown, log_y: bool, width: int, height: int, sx, sy, tx, ty, starts=
     points if None): (spans, the curve of each span, of each line), curves numbered in
     ``shown``. ``x * sx + tx`` and ``y * sy + ty`` map view coordinates to the image's pixels."""
     xs, ys, offsets, at = [], [], [], 0
-    gap = np.full(1, np.nan)
+    # After each curve, a gap with a short stroke in a column left of the image between NaNs:
+    # column_spans merges consecutive strokes of one column even across a gap, and without it
+    # a curve ending in a column the next one starts in (two curves' last points, when only
+    # their ends are painted again) would be one span in the first curve's colour.
+    gap_x, gap_y = np.array([np.nan, -10.5, -10.4, np.nan]), np.array([np.nan, 0.0, 0.0, np.nan])
+    apart = gap_x.shape[0]
     blocks = []  # runs of curves whose y are rows of one array: mapped to pixels together
     for number, curve in enumerate(shown):
         rows = curve._rows[0] if log_y and curve._rows is not None else None
@@ -51,23 +56,23 @@ def strokes(shown, log_y: bool, width: int, height: int, sx, sy, tx, ty, starts=
                 offsets.append(at)
                 if curve.spannable:
                     x, y = curve.shown(log_y)
-                    xs += [x[first:] * sx + tx, gap]
-                    ys += [y[first:] * sy + ty, gap]
-                    at += x.shape[0] - first + 1
+                    xs += [x[first:] * sx + tx, gap_x]
+                    ys += [y[first:] * sy + ty, gap_y]
+                    at += x.shape[0] - first + apart
             continue
-        # One x for all; y of each a row, a NaN after each so the curves stay apart.
+        # One x for all; y of each a row, the gap after each.
         count, points = len(curves), curves[0].xData.shape[0] - first
-        x = np.empty((count, points + 1))
-        y = np.empty((count, points + 1))
+        x = np.empty((count, points + apart))
+        y = np.empty((count, points + apart))
         x[:, :points] = curves[0].xData[first:] * sx + tx
         np.multiply(rows.logged()[[c._rows[1] for c in curves], first:], sy, out=y[:, :points])
         y[:, :points] += ty
-        x[:, points] = y[:, points] = np.nan
-        offsets += range(at, at + count * (points + 1), points + 1)
+        x[:, points:], y[:, points:] = gap_x, gap_y
+        offsets += range(at, at + count * (points + apart), points + apart)
         xs.append(x.reshape(-1))
         ys.append(y.reshape(-1))
-        at += count * (points + 1)
-    spans = column_spans(np.concatenate(xs or [gap]), np.concatenate(ys or [gap]), width, height)
+        at += count * (points + apart)
+    spans = column_spans(np.concatenate(xs or [gap_x]), np.concatenate(ys or [gap_y]), width, height)
     offsets = np.asarray(offsets)
     return (spans, np.searchsorted(offsets, spans.start, "right") - 1,
             np.searchsorted(offsets, spans.line_start, "right") - 1)
