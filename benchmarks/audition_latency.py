@@ -174,7 +174,7 @@ def main() -> None:
             print(f"click {click + 1}: " + ", ".join(
                 f"{name} {values[-1] * 1e3:7.1f} ms" for name, values in stages.items() if values)
                 + (" (encoded)" if live is not None and live["encoded"] else "")
-                + (" (decoded ahead)" if live is not None and live.get("ahead") else ""), flush=True)
+                + (" (from memory)" if live is not None and live.get("ahead") else ""), flush=True)
     finally:
         worker.stop(save=False)
         player.close()

@@ -437,6 +437,7 @@ def test_a_checkpoint_source_decodes_the_other_level_counts_ahead_to_the_bit(tra
             np.testing.assert_array_equal(answer["audio"], reconstruct(model, wave, levels))
     finally:
         worker.close()
+    assert not [t.name for t in threading.enumerate() if "levels-ahead" in t.name]
 
 
 def test_the_denoised_source_follows_its_base_and_its_strength(qtbot, player, trained_run, panel_on_run):

@@ -223,6 +223,8 @@ def test_other_level_counts_are_decoded_ahead_and_answered_to_the_bit(corpus):
         assert live.timings[-1]["encoded"] == 1.0
     finally:
         live.close()
+    # the helper that decoded ahead (lower priority, the same core) ends with the thread
+    assert not [t.name for t in threading.enumerate() if "levels-ahead" in t.name]
 
 
 def test_decoding_ahead_stops_at_its_budget(corpus, monkeypatch):

@@ -11,9 +11,9 @@ signal, so they reach the GUI thread queued) and carry the request's ``id``.
   checkpoint file and that file's inode and mtime (a checkpoint rewritten in place is reloaded).
 - Reconstructions: cached by (checkpoint key, clip key, levels), up to ``MAX_CACHED``, so going
   back to a checkpoint or a clip heard before answers at once. Per source the last clip's latent
-  through its checkpoint is kept (``levels_ahead.py``): another level count only decodes, and
-  while nothing waits the other level counts are decoded ahead, so a levels change is answered
-  from memory (the same bits as ``reconstruct``).
+  through its checkpoint is kept (``levels_ahead.py``): another level count only decodes, and a
+  helper thread (lower priority, the same core) decodes the other level counts ahead, so a
+  levels change is answered from memory (the same bits as ``reconstruct``).
 - The probe: for a run another process trains (``follow.py``), a checkpoint's reconstruction of
   the run's probe clip (the few seconds the training app probes, read once per run) and its
   codebook figures, what the trainer's own ``probe`` and ``heavy`` payloads would say.
@@ -132,14 +132,11 @@ class CheckpointWorker:
             self.pinned_cpu = pin_to_one_core()
         while True:
             with self._lock:
-                while not self._waiting and not self._closing and not self._ahead_pending():
+                while not self._waiting and not self._closing:
                     self._wake.wait()
                 if self._closing:
-                    return
-                job = self._waiting.popitem(last=False)[1] if self._waiting else None
-            if job is None:  # nothing waits: a level count ahead
-                next(levels for levels in self._levels.values() if levels.pending()).decode_next()
-                continue
+                    break
+                _, job = self._waiting.popitem(last=False)
             answer: dict[str, Any] = {"id": job.id, "source": job.source, "kind": job.kind}
             try:
                 serve = {"checkpoint": self._checkpoint, "probe": self._probe}.get(job.kind, self._denoise)
@@ -151,13 +148,12 @@ class CheckpointWorker:
                 answer["error"] = f"{type(error).__name__}: {error}"
             self.served += 1
             self._deliver(answer)
-
-    def _ahead_pending(self) -> bool:
-        return any(levels.pending() for levels in self._levels.values())
+        for levels in list(self._levels.values()):  # their helper threads end with this one
+            levels.close()
 
     def ahead_pending(self) -> int:
         """Level counts still to decode ahead, all sources (for tests and benchmarks)."""
-        return sum(levels.pending() for levels in self._levels.values())
+        return sum(levels.pending() for levels in list(self._levels.values()))
 
     def _model(self, ref_text: str):
         from vqstudio.experiments.checkpoint_ref import resolve_ref
@@ -196,7 +192,10 @@ class CheckpointWorker:
             if wave.size < config.model.hop:
                 raise UserError(f"the clip is too short for {ref.run.path.name} ({wave.size} samples)",
                                 "choose a longer clip")
-            ahead = self._levels.setdefault(job.source, LevelsAhead())
+            ahead = self._levels.get(job.source)
+            if ahead is None:
+                ahead = self._levels[job.source] = LevelsAhead(
+                    pin=self._pin, name=f"vqstudio-checkpoint-levels-ahead-{job.source}")
             if ahead.key != (key, args["clip_key"]):
                 ahead.clear()
                 ahead.hold((key, args["clip_key"]), model, encode_clip(model, wave), wave.size)

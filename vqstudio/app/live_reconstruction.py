@@ -12,10 +12,10 @@ for this thread. An answer is the model's exact output at the step it names: the
 - The encoder's latent of the last clip is kept per held step: another level count of the same
   clip through the same weights only runs the quantizer and the decoder (the same bits as a
   whole reconstruction, tested).
-- Level counts ahead (``levels_ahead.py``): once an answer is out and nothing waits, the thread
-  decodes the same clip at the same step through the other level counts, nearest first, so the
-  next levels change is answered from memory with the same bits. A request that comes in
-  meanwhile waits at most for the one decode in hand.
+- Level counts ahead (``levels_ahead.py``): after an answer a helper thread (lower priority, the
+  same core) decodes the same clip at the same step through the other level counts, nearest
+  first, so the next levels change is answered from memory with the same bits; a request that
+  comes in meanwhile is served at once, sharing the core with it.
 - The newest request replaces one still waiting; answers carry the request's id and the shape of
   the trainer's own ``reconstruct`` answer (``train/commands.py``).
 - CPU: the thread pins itself to one core, as the checkpoint worker does (torch's thread count is
@@ -58,7 +58,8 @@ class LiveReconstruction:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._held_since = 0.0
-        self._levels = LevelsAhead(self._amp)  # the last clip at its step: (step, clip digest)
+        # the last clip at its step, key (step, clip digest), and its other level counts
+        self._levels = LevelsAhead(self._amp, pin=pin, name="vqstudio-live-levels-ahead")
         self.timings: list[dict[str, float]] = []  # per answer, for benchmarks/audition_latency.py
 
     def ask(self, ident: int, args: dict[str, Any]) -> None:
@@ -94,18 +95,12 @@ class LiveReconstruction:
             pin_to_one_core()
         while True:
             with self._cond:
-                while self._waiting is None and not self._closing and not self._levels.pending():
+                while self._waiting is None and not self._closing:
                     self._cond.wait()
                 if self._waiting is None:
-                    if self._closing:
-                        return
-                    request = None
-                else:
-                    request, self._waiting = self._waiting, None
-            if request is None:
-                self._levels.decode_next()
-                continue
-            ident, args, asked = request
+                    self._levels.close()
+                    return
+                (ident, args, asked), self._waiting = self._waiting, None
             answer: dict[str, Any] = {"kind": "reconstruction", "id": ident, "tag": args.get("tag")}
             try:
                 answer.update(self._reconstruct(args, asked))
