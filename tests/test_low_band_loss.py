@@ -140,3 +140,39 @@ def test_the_cut_off_changes_live_and_a_bad_one_is_refused(tmp_path):
         assert trainer.losses.low_band.cutoff_hz == 2000.0
     finally:
         trainer.close()
+
+
+def _trained(corpus, sets: list[str], steps: int, switch_on_at: int | None = None) -> Trainer:
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config(corpus, ["model.dead_code_replace_every=0", *sets]))
+    for _ in range(steps):
+        if trainer.step_count == switch_on_at:
+            trainer.mailbox.set("weights", {"low_band_si_sdr": 0.5})
+        trainer.step()
+    return trainer
+
+
+def test_from_step_starts_the_term_there_as_a_weight_change_at_that_step_would(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", files=2)
+    scheduled = _trained(corpus, ["loss.weights.low_band_si_sdr=0.5", "loss.low_band_from_step=3"], 5)
+    switched = _trained(corpus, [], 5, switch_on_at=3)  # weight 0, then 0.5 from step 3 on
+    never = _trained(corpus, ["loss.weights.low_band_si_sdr=0.5", "loss.low_band_from_step=100"], 5)
+    off = _trained(corpus, [], 5)
+    try:
+        assert scheduled.weights["low_band_si_sdr"] == 0.5 and scheduled.weights_now()["low_band_si_sdr"] == 0.5
+        assert never.weights_now()["low_band_si_sdr"] == 0.0
+        for a, b, c, d in zip(scheduled.model.parameters(), switched.model.parameters(),
+                              never.model.parameters(), off.model.parameters()):
+            assert torch.equal(a, b)  # the same steps: the term's gradient from step 3 on
+            assert torch.equal(c, d)  # not started yet: as if it were not there
+        assert any(not torch.equal(a, c) for a, c in zip(scheduled.model.parameters(), never.model.parameters()))
+        never.mailbox.set("low_band_from_step", -1)
+        events = [e for e in never.step().events if e["kind"] in ("low_band_from_step", "refused")]
+        assert events[0]["kind"] == "refused" and "loss.low_band_from_step" in events[0]["reason"]
+        never.mailbox.set("low_band_from_step", 2)
+        events = [e for e in never.step().events if e["kind"] == "low_band_from_step"]
+        assert (events[0]["old"], events[0]["new"]) == (100, 2)
+        assert never.weights_now()["low_band_si_sdr"] == 0.5
+    finally:
+        for t in (scheduled, switched, never, off):
+            t.close()

@@ -91,6 +91,9 @@ def check_config(config, source: str = "configuration") -> None:
     if not (isinstance(l.low_band_hz, (int, float)) and 0 < l.low_band_hz <= nyquist):
         bad(f"loss.low_band_hz = {l.low_band_hz} must be above 0 and at most half the sample rate "
             f"({nyquist:g} Hz)", "use e.g. 1000 (speech's loud band)")
+    if not (isinstance(l.low_band_from_step, int) and l.low_band_from_step >= 0):
+        bad(f"loss.low_band_from_step = {l.low_band_from_step} must be a whole number of steps >= 0",
+            "use 0 (from the start) or the step the term should start at, e.g. 200")
     known = set(l.term_names())
     for name, weight in l.weights.items():
         if name not in known:

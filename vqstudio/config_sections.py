@@ -83,6 +83,7 @@ class LossConfig:
     mrstft_win_lengths: list[int] = field(default_factory=lambda: [512, 1024, 2048])
     complex_stft_power: float = 0.3  # complex_stft compresses each bin's magnitude to |X|^power, 0 < power <= 1
     low_band_hz: float = 1000.0  # low_band_si_sdr compares the waveforms below this frequency (Hz)
+    low_band_from_step: int = 0  # low_band_si_sdr weighs nothing before this step (the spectra first)
     adversarial: bool = False
     discriminator_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
     discriminator_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])

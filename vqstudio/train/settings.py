@@ -9,7 +9,7 @@ own rules refuse is refused with the message ``--set`` gives for it (``vqstudio.
 a value of the wrong type is refused the same way, never raised.
 
 The settings that only this table knows (``mel_norm``, ``dead_code_threshold``, ``ema_decay``,
-``grad_clip``, ``low_band_hz``) are applied to the part that uses them and to ``trainer.config``
+``grad_clip``, ``low_band_hz``, ``low_band_from_step``) are applied to the part that uses them and to ``trainer.config``
 (which then says what is in force); a checkpoint keeps them under ``"live"`` (:func:`live_state`)
 so a resume goes on with them. Weights, learning rate, balancer and quantizer dropout keep their own checkpoint
 entries (:mod:`vqstudio.train.state`).
@@ -110,6 +110,10 @@ def _set_low_band_hz(trainer, value: float) -> None:
     trainer.losses.set_low_band_hz(value)
 
 
+def _set_low_band_from_step(trainer, value: int) -> None:
+    pass  # the step reads trainer.config.loss.low_band_from_step (Trainer.weights_now)
+
+
 def _set_grad_clip(trainer, value: float) -> None:
     pass  # the step reads trainer.config.train.grad_clip
 
@@ -151,12 +155,15 @@ LIVE: tuple[LiveSetting, ...] = (
                 _configured("grad_clip", "train.grad_clip", _set_grad_clip)),
     LiveSetting("low_band_hz", "loss.low_band_hz", "low band",
                 _configured("low_band_hz", "loss.low_band_hz", _set_low_band_hz)),
+    LiveSetting("low_band_from_step", "loss.low_band_from_step", "low band from step",
+                _configured("low_band_from_step", "loss.low_band_from_step", _set_low_band_from_step)),
 )
 
 SETTINGS: dict[str, LiveSetting] = {s.name: s for s in LIVE}
 BY_KEY: dict[str, LiveSetting] = {s.key: s for s in LIVE if not s.key.startswith("loss.weights.")}
 # The settings a checkpoint keeps under "live" (the others have their own entries).
-IN_CONFIG = ("mel_norm", "dead_code_threshold", "ema_decay", "grad_clip", "low_band_hz")
+IN_CONFIG = ("mel_norm", "dead_code_threshold", "ema_decay", "grad_clip", "low_band_hz",
+             "low_band_from_step")
 
 
 def is_live(key: str) -> bool:

@@ -133,9 +133,16 @@ class Trainer:
     def current_lr(self) -> float:
         return learning_rate(self.config.train, self.base_lr * self.lr_scale, self.step_count)
 
-    def _costly_unweighted(self) -> list[str]:
+    def weights_now(self) -> dict[str, float]:
+        """The weights in force at this step: ``self.weights``, with ``low_band_si_sdr`` at 0
+        before ``loss.low_band_from_step`` (the term starts once the spectra are learned)."""
+        if self.step_count >= self.config.loss.low_band_from_step or not self.weights.get("low_band_si_sdr"):
+            return self.weights
+        return {**self.weights, "low_band_si_sdr": 0.0}
+
+    def _costly_unweighted(self, weights: dict[str, float]) -> list[str]:
         """Costly terms weighted 0 now: kept out of the backward pass (see :meth:`step`)."""
-        return [n for n, w in self.weights.items() if w == 0 and n.startswith(COSTLY_TERMS)]
+        return [n for n, w in weights.items() if w == 0 and n.startswith(COSTLY_TERMS)]
 
     def step(self) -> StepReport:
         """One optimisation step; see the module docstring of :mod:`vqstudio.train.report`.
@@ -156,7 +163,8 @@ class Trainer:
         log_now = next_step % t.log_every == 0
         share_every = self.config.loss.grad_share_every
         measure = self.balancer_mode == "shares" or bool(share_every and self.step_count % share_every == 0)
-        unweighted = [] if measure else self._costly_unweighted()
+        weights = self.weights_now()
+        unweighted = [] if measure else self._costly_unweighted(weights)
 
         batch = self.data.batch(self.step_count).to(self.device, non_blocking=True)
         for name, reason in self.data.unreadable_files():
@@ -177,12 +185,12 @@ class Trainer:
             checks += [d_loss.detach(), d_norm]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             terms = self.losses.terms(out, batch, skip=() if log_now else unweighted, detach=unweighted)
-        weighted = total(terms, self.weights)
+        weighted = total(terms, weights)
 
         self.optimizer.zero_grad(set_to_none=True)
         shares = None
         if measure:
-            shares = self.balancer.backward(terms, out.audio, self.weights, self.balancer_mode)
+            shares = self.balancer.backward(terms, out.audio, weights, self.balancer_mode)
         else:
             weighted.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
