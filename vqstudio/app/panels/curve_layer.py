@@ -229,8 +229,8 @@ class CurveLayer(pg.GraphicsObject):
             if first is not None and first >= width:  # nothing in view changed
                 image = drawn.image
             elif first is not None:  # the curves' ends changed: only their columns again
-                starts = [max(0, int(np.searchsorted(c.shown(self.log_y)[0] * sx + tx, first)) - 1)
-                          for c in shown]
+                first, starts = _entering(shown, self.log_y, sx, tx, first)
+                self.painted_columns = width - first
                 found = strokes(shown, self.log_y, width, height, sx, sy, tx, ty, starts)
                 image = self._image.render(shown, found, self.log_y, width, height,
                                            sx, sy, tx, ty, first)
@@ -311,6 +311,27 @@ class CurveLayer(pg.GraphicsObject):
             x, y = curve.shown(self.log_y)
             painter.setPen(curve.pen)
             painter.drawPath(fn.arrayToQPath(x, y, connect="finite"))
+
+
+def _entering(shown, log_y: bool, sx: float, tx: float, first: int) -> tuple[int, list[int]]:
+    """The first column to paint again, left of ``first`` (the first column a changed stroke
+    starts in), and the point each curve's strokes start from. Lines (segments longer than a
+    column) are painted whole: each curve enters the columns painted again by a segment within
+    one column of its start (Qt strokes a clipped line with other pixels than the whole one),
+    and one column more is painted, since Qt's line from a point may light a pixel in the
+    column before the point's."""
+    pixels = [curve.shown(log_y)[0] * sx + tx for curve in shown]
+    while first > 0:
+        left = first
+        for x in pixels:
+            enter = int(np.searchsorted(x, first))
+            if 0 < enter < x.shape[0] and np.floor(x[enter]) - np.floor(x[enter - 1]) > 1:
+                left = min(left, int(np.floor(x[enter - 1])))
+        if left == first:
+            break
+        first = max(left, 0)
+    first = max(first - 1, 0)
+    return first, [max(0, int(np.searchsorted(x, first)) - 1) for x in pixels]
 
 
 def _spannable(pen: QPen) -> bool:
