@@ -97,3 +97,22 @@ def test_a_downsampling_layer_padding_inside_the_convolution_trains_as_with_the_
     want = torch.autograd.grad(reference, [x, *layer.parameters()], upstream)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+def test_the_training_elu_has_f_elu_values_and_gradient_from_its_output():
+    """Training's ELU (encoder.Activation, autograd recording on the CPU) takes its backward from
+    the output: the values are F.elu's bit for bit, the gradient F.elu's to float rounding, also
+    and in float64 (gradcheck)."""
+    from vqstudio.model.encoder import Activation
+
+    x = (3 * torch.randn(4, 8, 500)).requires_grad_()
+    act = Activation("elu")
+    y = act(x)
+    assert "EluFromOutput" in type(y.grad_fn).__name__
+    assert torch.equal(y, F.elu(x))
+    upstream = torch.randn(y.shape)
+    got = torch.autograd.grad(y, x, upstream)[0]
+    want = torch.autograd.grad(F.elu(x), x, upstream)[0]
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+    x64 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(act, (x64,))
