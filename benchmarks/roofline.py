@@ -34,6 +34,7 @@ from model_speed import _signal, train_speed  # noqa: E402
 from vqstudio.config import load_preset, preset_names  # noqa: E402
 from vqstudio.model import Codec  # noqa: E402
 from vqstudio.model.decoder import AttentionBlock  # noqa: E402
+from vqstudio.model.encoder import Downsample  # noqa: E402
 from vqstudio.model.inference import reconstruct  # noqa: E402
 
 
@@ -93,9 +94,16 @@ def analytic_macs(module: nn.Module, x: torch.Tensor) -> float:
         b, n, dim = inputs[0].shape
         total += 2 * b * n * n * dim  # q k^T and weights @ v, all heads together
 
+    def downsample_hook(layer, _inputs, output):  # its conv may run functionally (padding folded)
+        nonlocal total
+        total += output.numel() * layer.conv.in_channels * layer.conv.kernel_size[0]
+
+    inside = {id(layer.conv) for layer in module.modules() if isinstance(layer, Downsample)}
     hooks = []
     for layer in module.modules():
-        if isinstance(layer, nn.Conv1d):
+        if isinstance(layer, Downsample):
+            hooks.append(layer.register_forward_hook(downsample_hook))
+        elif isinstance(layer, nn.Conv1d) and id(layer) not in inside:
             hooks.append(layer.register_forward_hook(conv_hook))
         elif isinstance(layer, nn.Linear):
             hooks.append(layer.register_forward_hook(linear_hook))
