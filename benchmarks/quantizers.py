@@ -5,6 +5,10 @@
                                     [--row NAME=PRESET;KEY=VALUE;...]
     python benchmarks/quantizers.py --runs RUN[:CKPT] ... [--eval ...] [--dnsmos]
 
+Issue 10's table (each kind at tiny-cpu's size, seed-baseline against seed-fixed, equal steps) is
+the default rows: ``python benchmarks/quantizers.py --steps 300 --report-at 200 --eval speech
+--dnsmos`` (seven rows; ~1 h 40 min of one contended core at 300 steps on a shared 2-core machine).
+
 ``--runs`` trains nothing: it measures checkpoints of existing run folders (``vqstudio train``
 runs, forks) on the same table, so variants trained apart can be set beside each other (their
 audio-s/s column is empty: speed is only compared between rows trained interleaved).
