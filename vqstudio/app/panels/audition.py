@@ -9,10 +9,10 @@ no longer shown dropped).
 
 Keys (while the panel has focus): Space or P play/pause, A / B / R pick a source, Tab goes back to
 the source heard before. The panel accepts the ShortcutOverride for Space, so Space means "play"
-here and "train" elsewhere. Its parts: ``audition_clip``, ``reconstruction_requests``,
-``audition_transport`` (the transport row and its keys), ``audition_readouts``. ``refresh()`` (the
-window's 30 Hz timer) moves the playhead line and, only when the store's version moved, picks up
-a new probe or run information.
+here and "train" elsewhere. Its parts: ``audition_layout`` (its widgets), ``audition_clip``,
+``reconstruction_requests``, ``audition_transport`` (the transport row and its keys),
+``audition_readouts``. ``refresh()`` (the window's 30 Hz timer) moves the playhead line and, only
+when the store's version moved, picks up a new probe or run information.
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from vqstudio.app import theme
-from vqstudio.app.notices import notice_label, show_notice
+from vqstudio.app.notices import show_notice
 from vqstudio.app.panels.audition_clip import Clip, data_folder, list_audio, read_clip
 from vqstudio.app.panels.audition_readouts import levels_text, status_text
-from vqstudio.app.panels.audition_sources import ExtraSources
-from vqstudio.app.panels.audition_transport import SOURCE_COLORS, Transport
-from vqstudio.app.panels.clip_chooser import OPEN_FILE, PROBE, ClipChooser, ask_for_audio_file
-from vqstudio.app.panels.levels_box import LevelsBox
+from vqstudio.app.panels.audition_layout import build_audition
+from vqstudio.app.panels.audition_transport import SOURCE_COLORS
+from vqstudio.app.panels.clip_chooser import OPEN_FILE, PROBE, ask_for_audio_file
 from vqstudio.app.panels.reconstruction_requests import ReconstructionRequests
-from vqstudio.app.panels.waveform import WaveformView
 from vqstudio.app.playback_engine import RECONSTRUCTION
 from vqstudio.errors import UserError
 
@@ -69,65 +67,10 @@ class AuditionPanel(QWidget):
         self._probe_playhead = -1.0  # what playhead_changed said last
 
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._build()
+        build_audition(self)  # its widgets and their wiring (audition_layout.py)
         if worker is not None:
             worker.result.connect(self._on_result)
         self.refresh()
-
-    # -- layout ---------------------------------------------------------------------------------
-
-    def _build(self) -> None:
-        self.clip_box = ClipChooser()
-        self.clip_box.activated.connect(self._on_clip_chosen)
-
-        self.levels_box = LevelsBox()
-        self.levels_box.levels_chosen.connect(self._on_levels)
-        # Enter hands the keys back to the transport; leaving the box for elsewhere does not.
-        self.levels_box.editingFinished.connect(
-            lambda: self.setFocus() if self.levels_box.hasFocus() else None
-        )
-
-        top = QHBoxLayout()
-        for widget, stretch in ((QLabel("Clip"), 0), (self.clip_box, 1), (QLabel("Levels"), 0),
-                                (self.levels_box, 0)):
-            top.addWidget(widget, stretch)
-
-        self.waveform = WaveformView()
-        self.transport = Transport(self.player, self.waveform)
-        self.transport.loop_changed.connect(self._on_loop_moved)
-        self.play_button = self.transport.play_button
-        self.source_buttons = self.transport.source_buttons
-        self.loop_box, self.match_box = self.transport.loop_box, self.transport.match_box
-        self.play_button.clicked.connect(self.toggle_playback)
-        for name, button in self.source_buttons.items():
-            button.clicked.connect(lambda _=False, n=name: self.select_source(n))
-        self.transport.selection_changed.connect(lambda _name: self._redraw())
-        self.transport.gains_changed.connect(self._update_levels_label)
-        self.extra = ExtraSources(self.transport, self.player, self)
-        self.extra.source_ready.connect(lambda _name: self._redraw())
-        self.extra.problem.connect(lambda text: show_notice(self.notice, text, "error"))
-
-        self.status, self.levels_label = QLabel(), QLabel()
-        self.status.setWordWrap(True)
-        for label in (self.status, self.levels_label):
-            label.setObjectName("placeholder")
-        self.levels_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        info_row = QHBoxLayout()
-        info_row.addWidget(self.status, 1)
-        info_row.addWidget(self.levels_label)
-
-        self.device_notice, self.notice = notice_label(), notice_label()
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addLayout(top)
-        layout.addWidget(self.waveform, 1)
-        layout.addWidget(self.transport)
-        layout.addWidget(self.extra)
-        layout.addLayout(info_row)
-        layout.addWidget(self.device_notice)
-        layout.addWidget(self.notice)
 
     # -- the redraw timer -----------------------------------------------------------------------
 
