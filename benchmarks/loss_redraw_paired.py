@@ -17,6 +17,7 @@ ratio of the CPU medians (new / old). Figures, not assertions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
@@ -70,6 +71,23 @@ def build(app, store_module, losses_module, points: int):
     return {"store": store, "panel": panel, "terms": terms, "rng": np.random.default_rng(1)}
 
 
+@contextlib.contextmanager
+def old_and_new(old_tree: Path, points: int, prefix: str):
+    """The Qt application and two panels with the benchmark's data: ``old_tree``'s and this
+    tree's (``{"old": side, "new": side}``); the copied old package is removed afterwards."""
+    app = QApplication.instance() or QApplication([])
+    theme.apply_theme(app)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        old_store, old_losses = import_old(old_tree.resolve(), scratch)
+        new_store = importlib.import_module("vqstudio.app.store")
+        new_losses = importlib.import_module("vqstudio.app.panels.losses")
+        yield app, {"old": build(app, old_store, old_losses, points),
+                    "new": build(app, new_store, new_losses, points)}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def frame(app, side: dict, i: int, mode: str, points: int) -> tuple[float, float]:
     store, panel = side["store"], side["panel"]
     if mode == "follow":
@@ -92,15 +110,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     args = parser.parse_args()
 
-    app = QApplication.instance() or QApplication([])
-    theme.apply_theme(app)
-    scratch = Path(tempfile.mkdtemp(prefix="vqstudio-paired-"))
-    try:
-        old_store, old_losses = import_old(args.old.resolve(), scratch)
-        new_store = importlib.import_module("vqstudio.app.store")
-        new_losses = importlib.import_module("vqstudio.app.panels.losses")
-        sides = {"old": build(app, old_store, old_losses, args.points),
-                 "new": build(app, new_store, new_losses, args.points)}
+    with old_and_new(args.old, args.points, "vqstudio-paired-") as (app, sides):
         print(f"Losses panel, 8 curves x {args.points:,} points, 1400x700, old ({args.old}) and "
               f"new frames alternating; ms per frame (cpu: GUI-thread CPU time); load average "
               f"{os.getloadavg()[0]:.1f}")
@@ -123,8 +133,6 @@ def main() -> None:
                              f"{np.percentile(ms[:, 1], 50):5.1f} p95 {np.percentile(ms[:, 1], 95):5.1f}")
                 old, new = (np.median(np.asarray(samples[k])[:, 1]) for k in ("old", "new"))
                 print(f"{line} | cpu new/old {new / old:.2f} | load {os.getloadavg()[0]:.1f}", flush=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,8 @@ differing pixels counted. Prints one line per step and the worst count (0: the s
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -26,11 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from loss_redraw import fake_curves  # noqa: E402
-from loss_redraw_paired import build, import_old  # noqa: E402
-from vqstudio.app import theme  # noqa: E402
+from loss_redraw_paired import old_and_new  # noqa: E402
 
 FOLLOW = "follow"
 
@@ -80,14 +75,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=200_000)
     args = parser.parse_args()
 
-    app = QApplication.instance() or QApplication([])
-    theme.apply_theme(app)
-    scratch = Path(tempfile.mkdtemp(prefix="vqstudio-pixels-"))
-    try:
-        old_store, old_losses = import_old(args.old.resolve(), scratch)
-        sides = [build(app, old_store, old_losses, args.points),
-                 build(app, importlib.import_module("vqstudio.app.store"),
-                       importlib.import_module("vqstudio.app.panels.losses"), args.points)]
+    with old_and_new(args.old, args.points, "vqstudio-pixels-") as (app, pair):
+        sides = [pair["old"], pair["new"]]
         print(f"Losses panel of {args.old} and of this tree, 8 curves x {args.points:,} points, "
               f"device pixel ratio {app.primaryScreen().devicePixelRatio():g}")
         worst = 0
@@ -102,8 +91,6 @@ def main() -> None:
             print(f"  {number:3d} {str(step):24s} differing pixels {differ:7d} of {before.size}",
                   flush=True)
         print(f"worst: {worst} differing pixels" + (" (the same picture)" if worst == 0 else ""))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
