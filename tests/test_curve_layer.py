@@ -61,17 +61,23 @@ def test_spans_outside_the_image_are_dropped_and_cut_at_its_edges():
     assert (spans.top[0], spans.bottom[0]) == (0, 39)
 
 
-def plot(qtbot, layered: bool, x, y, log_y=True, style=Qt.PenStyle.SolidLine,
-         under: str | None = None) -> np.ndarray:
-    """The curve painted into a 600 x 300 plot by the layer (as spans, however thin) or by
-    pyqtgraph's PlotDataItem, after a solid curve in the colour ``under`` if given (three times
-    higher); the pixels of the colour ``under`` if given, else of the curve's (rows, columns)."""
+def bare_plot(qtbot):
+    """A 600 x 300 plot on black without axes: (the widget, its PlotItem)."""
     widget = pg.PlotWidget(background="#000000")
     qtbot.addWidget(widget)
     widget.resize(600, 300)
     item = widget.getPlotItem()
     item.hideAxis("left")
     item.hideAxis("bottom")
+    return widget, item
+
+
+def plot(qtbot, layered: bool, x, y, log_y=True, style=Qt.PenStyle.SolidLine,
+         under: str | None = None) -> np.ndarray:
+    """The curve painted into a 600 x 300 plot by the layer (as spans, however thin) or by
+    pyqtgraph's PlotDataItem, after a solid curve in the colour ``under`` if given (three times
+    higher); the pixels of the colour ``under`` if given, else of the curve's (rows, columns)."""
+    widget, item = bare_plot(qtbot)
     pen = pg.mkPen(COLOUR, width=1, style=style)
     if layered:
         layer = CurveLayer()

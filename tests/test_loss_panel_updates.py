@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
+from test_curve_layer import bare_plot
 from vqstudio.app.panels.curve_layer import CurveLayer
 from vqstudio.app.panels.losses import LossPanel
 from vqstudio.app.store import RunStore
@@ -89,12 +90,7 @@ def test_lines_at_the_columns_painted_again_are_painted_whole(qtbot, jump):
     """Lines (segments longer than a column) at the edge of the columns painted again: one that
     enters them is painted from where it starts (a clipped line has other pixels), one that
     starts there may light a pixel in the column before; the picture is the whole repaint's."""
-    widget = pg.PlotWidget(background="#000000")
-    qtbot.addWidget(widget)
-    widget.resize(600, 300)
-    item = widget.getPlotItem()
-    item.hideAxis("left")
-    item.hideAxis("bottom")
+    widget, item = bare_plot(qtbot)
     layer = CurveLayer()
     layer.route = "spans"
     item.addItem(layer)
