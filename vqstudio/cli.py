@@ -14,11 +14,13 @@ import sys
 from vqstudio.commands.measure import cmd_compare, cmd_eval, cmd_reconstruct
 from vqstudio.commands.train import cmd_train
 from vqstudio.errors import UserError
+from vqstudio.train.memory_reuse import keep_freed_memory
 
 EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # before any thread allocates: train/memory_reuse.py
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

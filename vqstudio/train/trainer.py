@@ -35,6 +35,7 @@ from vqstudio.train.device import cap_cpu_threads, pick_device
 from vqstudio.train.evaluation import codebook_figures, validation_distance
 from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
+from vqstudio.train.memory_reuse import keep_freed_memory
 from vqstudio.train.nonfinite import on_nonfinite
 from vqstudio.train.report import StepReport, metrics_row
 from vqstudio.train.rollback import BufferRollback
@@ -84,6 +85,7 @@ class Trainer:
         self.device = pick_device(device or config.train.device)
         if self.device.type == "cpu":
             cap_cpu_threads(config.train.cpu_threads)
+            keep_freed_memory()  # ~7 % of a CPU step was page faults (train/memory_reuse.py)
         self.amp = config.train.amp and self.device.type == "cuda"
         torch.manual_seed(config.train.seed)
 
