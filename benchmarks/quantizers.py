@@ -67,8 +67,8 @@ def _rows(selection: str, extra: list[str] = ()) -> dict[str, tuple[str, list[st
     """The named row sets, then each ``--row NAME=PRESET;key=value;...`` (a variant trained
     interleaved with the others, on the same table)."""
     rows: dict[str, tuple[str, list[str]]] = {}
-    for part in selection.split(","):
-        rows.update({"kinds": KIND_ROWS, "presets": PRESET_ROWS}[part.strip()])
+    for part in filter(None, (p.strip() for p in selection.split(","))):  # "" : only --row
+        rows.update({"kinds": KIND_ROWS, "presets": PRESET_ROWS}[part])
     for text in extra:
         name, _, spec = text.partition("=")
         preset, *sets = [p.strip() for p in spec.split(";") if p.strip()]

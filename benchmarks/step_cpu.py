@@ -3,7 +3,8 @@
     python benchmarks/step_cpu.py [ROW,ROW,...] [ROUNDS] [--profile]
 
 Rows (default: all but ``speech``): ``baseline`` (seed-baseline), ``fixed`` (seed-fixed) and
-seed-fixed without parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noEMA``,
+seed-fixed without parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noMR``, ``fixed-MR2``
+(MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``,
 ``fixed-tanh``), so a difference in step cost can be pinned on a term or on the codebook
 bookkeeping; ``tiny`` (tiny-cpu) and ``speech`` (speech-24k, adversarial: ~20 s a step). Each row warms up
 6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
@@ -30,6 +31,9 @@ ROWS = {
     "fixed": ("seed-fixed", []),
     "fixed-noMR-noCX": ("seed-fixed", ["loss.weights.mrstft=0", "loss.weights.complex_stft=0"]),
     "fixed-noCX": ("seed-fixed", ["loss.weights.complex_stft=0"]),
+    "fixed-noMR": ("seed-fixed", ["loss.weights.mrstft=0"]),
+    "fixed-MR2": ("seed-fixed", ["loss.mrstft_fft_sizes=[1024, 2048]", "loss.mrstft_hops=[256, 512]",
+                                 "loss.mrstft_win_lengths=[1024, 2048]"]),
     "fixed-noEMA": ("seed-fixed", ["model.ema=false", "model.kmeans_init=false", "model.dead_code_replace_every=0"]),
     "fixed-tanh": ("seed-fixed", ['loss.mel_norm="tanh"']),
     "tiny": ("tiny-cpu", []),
