@@ -44,5 +44,7 @@ def test_freed_blocks_are_reused_without_page_faults():
     # median minor page faults of a seed-baseline step (steps 5-8) on a training thread
     (plain_applied, plain), (kept_applied, kept) = faults("plain"), faults("keep")
     assert (plain_applied, kept_applied) == ("False", "True")
-    assert plain > 10_000  # measured ~27 000-33 000: the step's blocks mapped afresh
-    assert kept < 1_000  # measured 1
+    # plain: ~27 000-33 000 here, 9 000 on the CI machine (the step's blocks mapped afresh);
+    # kept: 1 on both. The count depends on the machine, the contrast does not.
+    assert plain > 1_000
+    assert kept * 20 < plain
