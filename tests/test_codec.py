@@ -215,3 +215,21 @@ def test_presets_say_what_they_promise():
     w = music.loss.resolved_weights()
     assert all(w[f"mel_l1/{n}"] == 15 for n in music.loss.mel_scales)
     assert w["commitment"] == 0.25 and w["codebook"] == 1
+
+
+def test_leaky_relu_encoder_passes_a_tenth_of_the_negative_side_and_trains():
+    from vqstudio.config import DEFAULT_PRESET
+    from vqstudio.model.encoder import Activation
+
+    x = torch.linspace(-2.0, 2.0, 41)
+    assert torch.equal(Activation("leaky_relu")(x), torch.where(x > 0, x, 0.1 * x))
+    torch.manual_seed(0)
+    codec = Codec(small_config(activation="leaky_relu")).train()
+    wave = torch.randn(2, 1, 6 * 40)
+    out = codec(wave)
+    (out.audio - wave).square().mean().backward()
+    grads = [p.grad for p in codec.encoder.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    # any other name is refused with the choices in the message
+    with pytest.raises(ConfigError, match="leaky_relu"):
+        load_preset(DEFAULT_PRESET, ['model.activation="relu"'])

@@ -136,7 +136,7 @@ def test_residual_units_add_in_place_with_the_same_bits_and_gradients():
 
 def test_activations_work_in_place_only_under_inference_mode_with_the_same_bits():
     torch.manual_seed(0)
-    for activation in ("elu", "silu"):
+    for activation in ("elu", "silu", "leaky_relu"):
         codec = Codec(small_config(activation=activation, weight_norm=True)).eval()
         codec.encoder.channels_last_inference = False  # the same layout as under no_grad
         x = tone(6 * 40)

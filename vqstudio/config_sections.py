@@ -14,7 +14,7 @@ PADDINGS = ("center", "same")
 SCHEDULES = ("constant", "cosine", "exponential")
 BALANCERS = ("static", "shares")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-ACTIVATIONS = ("elu", "silu")
+ACTIVATIONS = ("elu", "silu", "leaky_relu")  # leaky_relu: slope 0.1, as HiFi-GAN
 
 
 @dataclass

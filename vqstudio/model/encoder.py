@@ -2,7 +2,8 @@
 
 A stem convolution, then one block per stride in ``model.encoder_ratios``: dilated residual units
 at the block's input rate, then a strided convolution that doubles the channels. Plain ELU or SiLU
-activations (no snake) keep it fast on a CPU; weight norm is optional.
+activations, or leaky ReLU (slope 0.1, HiFi-GAN's), keep it fast on a CPU (no snake); weight norm
+is optional.
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from vqstudio.errors import ConfigError
 from vqstudio.model.phase_conv import PhaseConv1d
 
 
+LEAKY_SLOPE = 0.1  # model.activation = "leaky_relu": HiFi-GAN's slope
+
+
 class Activation(nn.Module):
-    """ELU or SiLU. With ``may_overwrite`` (its input is a fresh tensor nobody reads again) it
+    """ELU, SiLU or leaky ReLU. With ``may_overwrite`` (its input is a fresh tensor nobody reads again) it
     works in place under ``torch.inference_mode``: the same values without a new full-rate tensor.
     Never in place while autograd records; there (on the CPU) its backward reads the output
     (:class:`_EluFromOutput`), equal to ``F.elu``'s to float rounding."""
 
     def __init__(self, name: str, may_overwrite: bool = False):
         super().__init__()
-        if name not in ("elu", "silu"):
-            raise ConfigError(f"model.activation = {name!r} is unknown", "use 'elu' or 'silu'")
+        if name not in ("elu", "silu", "leaky_relu"):
+            raise ConfigError(f"model.activation = {name!r} is unknown",
+                              "use 'elu', 'silu' or 'leaky_relu'")
         self.name = name
         self.may_overwrite = may_overwrite
 
@@ -35,6 +40,8 @@ class Activation(nn.Module):
         inplace = self.may_overwrite and torch.is_inference_mode_enabled()
         if self.name == "silu":
             return F.silu(x, inplace=inplace)
+        if self.name == "leaky_relu":
+            return F.leaky_relu(x, LEAKY_SLOPE, inplace=inplace)
         if (torch.is_inference_mode_enabled() and x.device.type == "cpu"
                 and x.dtype == torch.float32 and torch.get_num_threads() == 1):
             return elu_inference(x, inplace)  # at 2 threads its small pieces cost more
@@ -94,7 +101,7 @@ def elu_inference(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 
 
 def make_activation(name: str, may_overwrite: bool = False) -> nn.Module:
-    """``"elu"`` or ``"silu"`` as a module (see :class:`Activation` for ``may_overwrite``)."""
+    """``"elu"``, ``"silu"`` or ``"leaky_relu"`` as a module (see :class:`Activation` for ``may_overwrite``)."""
     return Activation(name, may_overwrite)
 
 
