@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from vqstudio.errors import ConfigError
+from vqstudio.train.own_random import own_random_of
 from vqstudio.train.settings import live_state, load_live_state
 
 FORMAT = 1
@@ -35,12 +36,13 @@ def trainer_state(trainer) -> dict[str, Any]:
         "quantizer_dropout": float(trainer.model.quantizer.dropout),
         "elapsed": trainer.elapsed,
         "best_val": trainer.best_val,
-        "rng_torch": torch.get_rng_state(),
         "config": trainer.config.to_toml(),
         "live": live_state(trainer),  # mel_norm, dead-code threshold, EMA decay, gradient clip
     }
-    if trainer.device.type == "cuda" and torch.cuda.is_available():
-        state["rng_cuda"] = torch.cuda.get_rng_state(trainer.device)
+    with own_random_of(trainer):  # the trainer's draws, not the process's
+        state["rng_torch"] = torch.get_rng_state()
+        if trainer.device.type == "cuda" and torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state(trainer.device)
     if trainer.disc_optimizer is not None:
         state["discriminators"] = trainer.losses.discriminator_state_dict()
         state["disc_optimizer"] = trainer.disc_optimizer.state_dict()
@@ -70,10 +72,11 @@ def load_trainer_state(trainer, state: dict[str, Any]) -> None:
     load_live_state(trainer, state.get("live", {}))
     trainer.elapsed = float(state.get("elapsed", 0.0))
     trainer.best_val = float(state.get("best_val", math.inf))
-    if "rng_torch" in state:
-        torch.set_rng_state(state["rng_torch"].cpu())
-    if "rng_cuda" in state and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state(state["rng_cuda"].cpu(), trainer.device)
+    with own_random_of(trainer):
+        if "rng_torch" in state:
+            torch.set_rng_state(state["rng_torch"].cpu())
+        if "rng_cuda" in state and trainer.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), trainer.device)
     if trainer.disc_optimizer is not None and "discriminators" in state:
         trainer.losses.load_discriminator_state_dict(state["discriminators"])
         _load_optimizer(trainer.disc_optimizer, state["disc_optimizer"])

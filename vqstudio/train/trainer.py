@@ -36,6 +36,7 @@ from vqstudio.train.evaluation import codebook_figures, validation_distance
 from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
 from vqstudio.train.memory_reuse import keep_freed_memory
+from vqstudio.train.own_random import OwnRandom
 from vqstudio.train.nonfinite import on_nonfinite
 from vqstudio.train.report import StepReport, metrics_row
 from vqstudio.train.rollback import BufferRollback
@@ -109,6 +110,7 @@ class Trainer:
         self._last_save = time.monotonic()
         self.writer = self.events = None
         self.steering = open_run_folder(self, resuming)  # train/run_open.py
+        self._random = OwnRandom(self.device)  # its steps' draws, whatever else the process does
 
     def _build_model(self, config: Config, wrap) -> None:
         """The codec, its losses (and discriminators), the balancer and the optimizers."""
@@ -147,6 +149,10 @@ class Trainer:
         return [n for n, w in weights.items() if w == 0 and n.startswith(COSTLY_TERMS)]
 
     def step(self) -> StepReport:
+        with self._random:  # on the trainer's own random numbers (train/own_random.py)
+            return self._step()
+
+    def _step(self) -> StepReport:
         """One optimisation step; see the module docstring of :mod:`vqstudio.train.report`.
 
         The hot path holds no hidden work: costly terms weighted 0 are not computed (on logging
@@ -338,12 +344,10 @@ class Trainer:
         return codebook_figures(self.model.quantizer)
 
     def _is_best(self, validation: dict[str, float] | None) -> bool:
-        if not validation:
-            return False
-        if validation["mel_distance"] < self.best_val:
+        better = bool(validation) and validation["mel_distance"] < self.best_val
+        if better:
             self.best_val = validation["mel_distance"]
-            return True
-        return False
+        return better
 
     # -- state --------------------------------------------------------------------------------
 
