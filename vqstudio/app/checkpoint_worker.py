@@ -17,10 +17,11 @@ signal, so they reach the GUI thread queued) and carry the request's ``id``.
 - The probe: for a run another process trains (``follow.py``), a checkpoint's reconstruction of
   the run's probe clip (the few seconds the training app probes, read once per run) and its
   codebook figures, what the trainer's own ``probe`` and ``heavy`` payloads would say.
-- CPU: torch's thread count is process-wide (``torch.set_num_threads`` from here would also cut
-  the training thread's), so on Linux this thread pins itself (and so the OpenMP team it starts,
-  which inherits the mask) to one core, the last one the process may use: inference takes at most
-  that core from training, whatever the thread count.
+- CPU: ``torch.set_num_threads`` from here would not stay here (it also sets the count every
+  thread that has not yet run a parallel op starts with: a training thread started later), so on
+  Linux this thread pins itself (and so the OpenMP team it starts, which inherits the mask) to one
+  core, the last one the process may use: inference takes at most that core from training,
+  whatever the thread count.
 """
 
 from __future__ import annotations
