@@ -16,6 +16,7 @@ probe clip it counts steps for ``--seconds`` and reads the training thread's CPU
 ``/proc/self/task/<tid>/stat`` (utime + stime) at both ends. The wall figure counts the machine's
 load; the CPU figure is what the training thread itself spends, GUI included (its emits, probe
 reconstructions, snapshots). The last number printed is ``--figure``'s (``wall`` or ``cpu``).
+Like the app, it first applies what ``vqstudio.cli.main`` sets before any thread (``--bare``: not).
 """
 
 from __future__ import annotations
@@ -88,12 +89,26 @@ def measure(preset: str, seconds: float) -> dict:
     return state
 
 
+def as_the_app_starts() -> None:
+    """What ``main.py`` -> ``vqstudio.cli.main`` does before any thread, in the tree being run (a
+    tree from before train/memory_reuse.py has nothing to do)."""
+    try:
+        from vqstudio.train.memory_reuse import keep_freed_memory
+    except ImportError:
+        return
+    keep_freed_memory()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="seed-fixed")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--figure", choices=("wall", "cpu"), default="cpu")
+    parser.add_argument("--bare", action="store_true",
+                        help="skip what vqstudio.cli.main sets up before any thread (memory reuse)")
     args = parser.parse_args()
+    if not args.bare:
+        as_the_app_starts()
     s = measure(args.preset, args.seconds)
     print(f"{args.preset} with the GUI open, one torch thread: {s['steps']} steps in "
           f"{s['wall_s']:.1f} s, training thread CPU {s['cpu_s']:.1f} s; load "
