@@ -82,6 +82,11 @@ def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_pat
     assert set(v["figures"]) == {"before", "after", "control"}
     assert {"id", "cells", "verdicts", "change"} <= set(v["findings"][0])
     assert sum(v["tally"].values()) == len({f["id"] for f in v["before"]["findings"] + v["after"]["findings"]})
+    # the minutes of training are not silent: each phase and the fork's last step, as they happen
+    lines = result.stdout.splitlines()
+    for line in ("diagnosing the parent", "training the fork (fork): step 2 of 2", "diagnosing the fork",
+                 "training the control fork (control): step 2 of 2", "diagnosing the control fork"):
+        assert line in lines, (line, lines)
     assert "[forked_from]" in (fork / "config.toml").read_text()
     control_config = (control / "config.toml").read_text()
     assert "[forked_from]" in control_config and "mrstft" not in control_config.split("[forked_from]")[1]

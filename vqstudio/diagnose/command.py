@@ -8,6 +8,9 @@ no file is written unless the diagnosis succeeded."""
 from __future__ import annotations
 
 import json
+import math
+import sys
+import time
 from pathlib import Path
 
 from vqstudio.atomic import atomic_write_text
@@ -79,9 +82,31 @@ def _emit(result, text: str, write_report, args) -> int:
 def _verify(ref: str, args) -> int:
     from vqstudio.diagnose.report import write_verify_html
     from vqstudio.diagnose.before_after import format_text
-    from vqstudio.diagnose.verify import verify
+    from vqstudio.diagnose.verify import Progress, verify
 
     v = verify(ref, args.verify, args.steps, fork_dir=args.fork, control=args.control or bool(args.control_fork),
                control_dir=args.control_fork, data=args.data, max_seconds=args.max_seconds,
-               max_clips=args.clips, mos=args.mos)
+               max_clips=args.clips, mos=args.mos, progress=Progress(listener=ConsoleProgress()))
     return _emit(v, format_text(v), write_verify_html, args)
+
+
+class ConsoleProgress:
+    """A verify's progress, for the minutes it trains: each phase as it starts, then the fork's
+    step every ``EVERY_S`` seconds and at its last step, one line each (fine in a log), on stdout
+    as ``vqstudio train`` prints its own (stderr stays the one line of an error)."""
+
+    EVERY_S = 10.0
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.shown = self.phase = None
+        self.at = -math.inf
+
+    def __call__(self, progress) -> None:
+        text, now = progress.text(), time.monotonic()
+        new_phase = progress.phase != self.phase
+        last_step = progress.phase.startswith("training") and progress.step == progress.steps
+        if text == self.shown or not (new_phase or last_step or now - self.at >= self.EVERY_S):
+            return
+        print(text, file=self.stream, flush=True)
+        self.shown, self.phase, self.at = text, progress.phase, now

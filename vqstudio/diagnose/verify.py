@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from vqstudio.diagnose.before_after import Verification, figures
 from vqstudio.diagnose.findings import Diagnosis, Remedy
@@ -37,13 +38,22 @@ class Cancelled(UserError):
 @dataclass
 class Progress:
     """Where a verify is (read from any thread): ``phase`` in words, ``step`` of ``steps`` of the
-    fork training now, ``folder`` it trains; :meth:`cancel` stops it after the current step."""
+    fork training now, ``folder`` it trains; :meth:`cancel` stops it after the current step.
+    ``listener(progress)``, when given, is called (on the verifying thread) after every change of
+    ``phase`` or ``step``: the console's view (``vqstudio diagnose --verify``)."""
 
     phase: str = "starting"
     step: int = 0
     steps: int = 0
     folder: str = ""
+    listener: Callable[["Progress"], None] | None = field(default=None, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        listener = self.__dict__.get("listener")
+        if listener is not None and name in ("phase", "step"):
+            listener(self)
 
     def cancel(self) -> None:
         self._cancel.set()
