@@ -9,12 +9,12 @@ drive this one class; it knows nothing of Qt.
 Around it: :mod:`~vqstudio.train.data` (the batches), :mod:`~vqstudio.train.schedule` (the
 learning rate), :mod:`~vqstudio.train.settings` and :mod:`~vqstudio.train.commands` (what the
 mailbox can ask), :mod:`~vqstudio.train.state` (what a checkpoint holds),
-:mod:`~vqstudio.train.report` (what a step tells).
+:mod:`~vqstudio.train.report` (what a step tells), :mod:`~vqstudio.train.event_record` (the
+events and results it hands out between steps).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from pathlib import Path
@@ -32,6 +32,7 @@ from vqstudio.train.checkpoint import save_checkpoint
 from vqstudio.train.commands import run_command
 from vqstudio.train.data import TrainingData
 from vqstudio.train.device import cap_cpu_threads, pick_device
+from vqstudio.train.event_record import EventRecord
 from vqstudio.train.evaluation import codebook_figures, validation_distance
 from vqstudio.train.losses import LossSuite, total
 from vqstudio.train.mailbox import Mailbox
@@ -58,7 +59,7 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Trainer:
+class Trainer(EventRecord):
     """Owns the model, the losses, the optimizers, the data and (optionally) a run folder."""
 
     def __init__(
@@ -103,10 +104,7 @@ class Trainer:
         self.best_val = math.inf
         self._nonfinite_run = 0
         self._good_state: dict[str, Any] | None = None
-        self._pending_events: list[dict[str, Any]] = []
-        self._event_tags: dict[str, Any] = {}  # added to every event (tagged_events)
-        self.events_recorded = 0
-        self._results: list[dict[str, Any]] = []
+        self._start_event_record()  # train/event_record.py
         self._last_save = time.monotonic()
         self.writer = self.events = None
         self.steering = open_run_folder(self, resuming)  # train/run_open.py
@@ -317,12 +315,6 @@ class Trainer:
             if result is not None:
                 self._results.append(result)
 
-    def drain(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The events and results produced since the last drain, each handed out once."""
-        events, self._pending_events = self._pending_events, []
-        results, self._results = self._results, []
-        return events, results
-
     def replace_dead_codes(self, automatic: bool, id: int | None = None) -> None:
         replaced = self.model.quantizer.replace_dead_codes()
         if not automatic or any(replaced):
@@ -371,29 +363,6 @@ class Trainer:
         self._last_save = time.monotonic()
         self.record_event("checkpoint", file=path.name, best=best, **fields)
         return path
-
-    # -- bookkeeping --------------------------------------------------------------------------
-
-    def record_event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Log an event at the current step (events.jsonl with a run folder); it is handed out by
-        the next :meth:`drain` (and so in the next report)."""
-        fields = {**fields, **self._event_tags}
-        self.events_recorded += 1
-        if self.events is not None:
-            event = self.events.write(kind, self.step_count, **fields)
-        else:
-            event = {"kind": kind, "step": self.step_count, "time": time.time(), **fields}
-        self._pending_events.append(event)
-        return event
-
-    @contextlib.contextmanager
-    def tagged_events(self, **tags: Any):
-        """Every event recorded inside carries ``tags`` (a control line's id, its source)."""
-        saved, self._event_tags = self._event_tags, {**self._event_tags, **tags}
-        try:
-            yield
-        finally:
-            self._event_tags = saved
 
     def close(self) -> None:
         self.data.close()
