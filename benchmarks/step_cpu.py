@@ -4,9 +4,9 @@
 
 Rows (default: all but ``speech``): ``baseline`` (seed-baseline), ``fixed`` (seed-fixed) and
 seed-fixed without parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noMR``, ``fixed-MR2``
-(MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``,
-``fixed-tanh``, ``fixed-leaky`` (leaky ReLU for ELU)), so a difference in step cost can be pinned on a term or on the codebook
-bookkeeping; ``tiny`` (tiny-cpu) and ``speech`` (speech-24k, adversarial: ~20 s a step). Each row warms up
+(MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``, ``fixed-tanh``,
+``fixed-leaky`` (leaky ReLU for ELU)), so a difference in step cost can be pinned on a term or on
+the codebook bookkeeping; ``tiny`` (tiny-cpu) and ``speech`` (speech-24k, adversarial: ~20 s a step). Each row warms up
 6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
 is printed with its ratio to the first row (thread CPU time, not wall: on a shared machine the
 other processes' load falls out). ``--profile`` adds a torch.profiler table of 4 steps of each

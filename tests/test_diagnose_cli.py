@@ -84,8 +84,9 @@ def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_pat
     assert sum(v["tally"].values()) == len({f["id"] for f in v["before"]["findings"] + v["after"]["findings"]})
     # the minutes of training are not silent: each phase and the fork's last step, as they happen
     lines = result.stdout.splitlines()
-    for line in ("diagnosing the parent", "training the fork (fork): step 2 of 2", "diagnosing the fork",
-                 "training the control fork (control): step 2 of 2", "diagnosing the control fork"):
+    for line in ("diagnosing the parent", "training the fork (fork): step 2 of 2",
+                 "diagnosing the fork", "training the control fork (control): step 2 of 2",
+                 "diagnosing the control fork"):
         assert line in lines, (line, lines)
     assert "[forked_from]" in (fork / "config.toml").read_text()
     control_config = (control / "config.toml").read_text()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqstudio.config import ModelConfig
+from vqstudio.config import ACTIVATIONS, ModelConfig
 from vqstudio.errors import ConfigError
 from vqstudio.model.phase_conv import PhaseConv1d
 
@@ -23,16 +23,17 @@ LEAKY_SLOPE = 0.1  # model.activation = "leaky_relu": HiFi-GAN's slope
 
 
 class Activation(nn.Module):
-    """ELU, SiLU or leaky ReLU. With ``may_overwrite`` (its input is a fresh tensor nobody reads again) it
-    works in place under ``torch.inference_mode``: the same values without a new full-rate tensor.
+    """ELU, SiLU or leaky ReLU. With ``may_overwrite`` (its input is a fresh tensor nobody reads
+    again) it works in place under ``torch.inference_mode``: the same values without a new
+    full-rate tensor.
     Never in place while autograd records; there (on the CPU) its backward reads the output
     (:class:`_EluFromOutput`), equal to ``F.elu``'s to float rounding."""
 
     def __init__(self, name: str, may_overwrite: bool = False):
         super().__init__()
-        if name not in ("elu", "silu", "leaky_relu"):
+        if name not in ACTIVATIONS:
             raise ConfigError(f"model.activation = {name!r} is unknown",
-                              "use 'elu', 'silu' or 'leaky_relu'")
+                              f"use one of {', '.join(ACTIVATIONS)}")
         self.name = name
         self.may_overwrite = may_overwrite
 
@@ -101,7 +102,8 @@ def elu_inference(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 
 
 def make_activation(name: str, may_overwrite: bool = False) -> nn.Module:
-    """``"elu"``, ``"silu"`` or ``"leaky_relu"`` as a module (see :class:`Activation` for ``may_overwrite``)."""
+    """``"elu"``, ``"silu"`` or ``"leaky_relu"`` as a module (see :class:`Activation` for
+    ``may_overwrite``)."""
     return Activation(name, may_overwrite)
 
 
