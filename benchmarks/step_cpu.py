@@ -3,10 +3,12 @@
     python benchmarks/step_cpu.py [ROW,ROW,...] [ROUNDS] [--profile]
 
 Rows (default: all but ``speech``): ``baseline`` (seed-baseline), ``fixed`` (seed-fixed) and
-seed-fixed without parts of it (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noMR``, ``fixed-MR2``
-(MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``, ``fixed-tanh``,
-``fixed-leaky`` (leaky ReLU for ELU)), so a difference in step cost can be pinned on a term or on
-the codebook bookkeeping; ``tiny`` (tiny-cpu) and ``speech`` (speech-24k, adversarial: ~20 s a step). Each row warms up
+seed-fixed without parts of it or with more (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noMR``,
+``fixed-MR2`` (MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``, ``fixed-tanh``,
+``fixed-leaky`` (leaky ReLU for ELU), ``fixed-finemel`` (128- and 256-point mel scales added),
+``fixed-fine`` (and MR-STFT resolutions), ``fixed-finemel-leaky``), so a difference in step cost
+can be pinned on a term or on the codebook bookkeeping; ``tiny`` (tiny-cpu) and ``speech``
+(speech-24k, adversarial: ~20 s a step). Each row warms up
 6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
 is printed with its ratio to the first row (thread CPU time, not wall: on a shared machine the
 other processes' load falls out). ``--profile`` adds a torch.profiler table of 4 steps of each
@@ -26,6 +28,7 @@ from vqstudio.train.trainer import Trainer
 
 COMMON = ["train.cpu_threads=1", "train.validate_every=0", "train.checkpoint_every=0",
           "train.log_every=1000000", "loss.grad_share_every=0"]
+FINE_MEL = ["loss.mel_scales=[128, 256, 512, 1024, 2048]", "loss.mel_bins=[16, 32, 64, 80, 128]"]
 ROWS = {
     "baseline": ("seed-baseline", []),
     "fixed": ("seed-fixed", []),
@@ -37,6 +40,12 @@ ROWS = {
     "fixed-noEMA": ("seed-fixed", ["model.ema=false", "model.kmeans_init=false", "model.dead_code_replace_every=0"]),
     "fixed-tanh": ("seed-fixed", ['loss.mel_norm="tanh"']),
     "fixed-leaky": ("seed-fixed", ['model.activation="leaky_relu"']),
+    # 128- and 256-point mel scales (and MR-STFT resolutions: fixed-fine) added to seed-fixed's
+    "fixed-finemel": ("seed-fixed", FINE_MEL),
+    "fixed-fine": ("seed-fixed", FINE_MEL + ["loss.mrstft_fft_sizes=[128, 256, 512, 1024, 2048]",
+                                             "loss.mrstft_hops=[32, 64, 128, 256, 512]",
+                                             "loss.mrstft_win_lengths=[128, 256, 512, 1024, 2048]"]),
+    "fixed-finemel-leaky": ("seed-fixed", FINE_MEL + ['model.activation="leaky_relu"']),
     "tiny": ("tiny-cpu", []),
     "speech": ("speech-24k", []),
 }

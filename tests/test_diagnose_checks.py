@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from helpers import TINY
+from vqstudio.audio import distortion
 from vqstudio.config import load_preset
 from vqstudio.diagnose import alignment, background, codebooks, gradients, istft, levels, long_context, mels
 from vqstudio.diagnose.runner import diagnose
@@ -91,6 +92,41 @@ def test_noise_floor_fires_on_white_noise_in_the_silences():
 @CLEAN
 def test_noise_floor_quiet_on_a_clean_reconstruction(clean):
     assert background.noise_floor(subject(clean)) == []
+
+
+def word_tails(x: np.ndarray, i: int, dbfs: float = -45.0) -> np.ndarray:
+    """Each burst's end smeared 40-80 ms into the pause (noise fading out): deeper in, clean."""
+    frame = SR // 50
+    _, frames, silent = distortion._silent_frames(x, SR, distortion.SILENCE_DBFS, 20.0)
+    out = x.astype(np.float64).copy()
+    rng = np.random.default_rng(i)
+    for k in np.flatnonzero(silent[1:] & ~silent[:-1]) + 1:
+        part = out[(k + 2) * frame : (k + 4) * frame]
+        fade = np.linspace(1.0, 0.1, part.size)
+        part += rng.normal(0, 10 ** (dbfs / 20), part.size) * fade
+    return out
+
+
+def test_noise_floor_names_smeared_word_tails_and_proposes_shorter_windows():
+    [found] = background.noise_floor(subject(word_tails))
+    assert found.id == "pause_smear" and found.severity == "bad"
+    assert "smears into the pauses" in found.title and "deeper in" in found.title
+    assert found.evidence["near_sound_share"] > 0.99
+    assert found.evidence["far_from_sound_dbfs"] < found.evidence["near_sound_dbfs"] - 20
+    [fix] = found.remedies  # the tests' shortest window is 256 points: 128 (5.3 ms) is added
+    assert fix.setting == "loss.mel_scales" and fix.value == [128, 256, 512]
+    assert fix.changes["loss.mel_bins"] == [16, *config().loss.mel_bins]
+    assert fix.changes["loss.mrstft_fft_sizes"] == [128, 256, 512]
+    assert fix.changes["loss.mrstft_hops"] == [32, 64, 128]
+    assert not fix.live and "a loss change" in fix.reason
+    # what --verify and a fork apply: every change, in one valid configuration
+    assert fix.text.count(" --set ") == 4
+    fixed = config(*fix.texts)
+    assert fixed.loss.mel_scales == fix.value and fixed.loss.mrstft_win_lengths[0] == 128
+    # the fixed configuration has nothing shorter to propose
+    assert background.noise_floor(subject(word_tails, *fix.texts))[0].remedies == ()
+    # a carpet stays a carpet
+    assert background.noise_floor(subject(hiss))[0].id == "noise_floor"
 
 
 def comb(x: np.ndarray, i: int, dbfs: float = -55.0) -> np.ndarray:

@@ -66,6 +66,26 @@ def test_silence_floor_keeps_word_edges_apart_and_says_when_there_is_no_silence(
     assert math.isnan(result.dbfs) and "no frame quieter than -50 dBFS" in result.reason
 
 
+def test_silence_floor_tells_smeared_word_tails_from_a_carpet(speech):
+    # Tails 40-80 ms after each word (past the guard, within NEAR_SOUND_MS): all of the floor is
+    # near sound and the pauses' depths stay silent; a carpet is as loud far from sound as near.
+    frame = SR // 50
+    _, frames, silent = distortion._silent_frames(speech, SR, distortion.SILENCE_DBFS, 20.0)
+    tails = np.zeros(len(speech))
+    for i in np.flatnonzero(silent[1:] & ~silent[:-1]) + 1:
+        part = tails[(i + 1) * frame : (i + 4) * frame]
+        part[:] = _hiss(part.size, -50.0, seed=int(i))
+    tails[: frames * frame] *= np.repeat(silent, frame)  # only inside the pauses
+    smear = distortion.silence_floor(speech, speech + tails, SR)
+    assert smear.near_share > 0.999 and smear.far_dbfs == -math.inf
+    assert -62.0 < smear.near_dbfs < -50.0 and smear.dbfs > -65.0
+    carpet = distortion.silence_floor(speech, speech + _hiss(len(speech), -60.0), SR)
+    assert carpet.near_dbfs == pytest.approx(-60.0, abs=1.0)
+    assert carpet.far_dbfs == pytest.approx(-60.0, abs=1.0)
+    assert 0.05 < carpet.near_share < 0.95  # the share of the pauses that lies near sound
+    assert math.isnan(distortion.silence_floor(speech, speech, SR).near_share)
+
+
 def test_frame_rate_comb_fires_on_a_buzz_and_stays_quiet_on_hiss(speech):
     hiss = _hiss(len(speech), -60.0)
     buzzing = distortion.frame_rate_comb(speech, speech + hiss + _buzz(len(speech)), SR, HOP)

@@ -36,6 +36,9 @@ FRAME_MS = 20.0
 # Silent frames that touch a louder one are left out of the floor: a 40 ms synthesis window smears
 # every word edge a frame into the pause, which is a transient, not the carpet under the pauses.
 GUARD_FRAMES = 1
+# Beyond the guard, a pause's frames within this of a sound are its "near" part: where a word's
+# tail (or the next one's onset) smears in when the losses cannot see so short a time.
+NEAR_SOUND_MS = 100.0
 BAND_EDGES = (1000.0, 4000.0, 8000.0)
 COMB_THRESHOLD_DB = 3.0  # a harmonic standing more than this over its neighbours counts
 COMB_MAX_HZ = 4000.0  # harmonics above this are not looked at (speech pauses carry little there)
@@ -75,6 +78,11 @@ class SilenceFloor:
     seconds: float
     reason: str = ""  # why the figures are nan; empty when measured
     edge_dbfs: float = math.nan  # the level in the guard frames next to sound, left out of dbfs
+    # The measured frames split by their distance to the nearest sound (NEAR_SOUND_MS): the level
+    # of each part, and the near part's share of the measured energy (1: it is all smear).
+    near_dbfs: float = math.nan
+    far_dbfs: float = math.nan
+    near_share: float = math.nan
 
     @property
     def above_reference_db(self) -> float:
@@ -112,6 +120,22 @@ def _trim_runs(silent: np.ndarray, guard: int) -> np.ndarray:
     return silent & ~loud_near
 
 
+def _frames_to_sound(silent: np.ndarray) -> np.ndarray:
+    """``[frames]`` distance of each frame to the nearest non-silent one (0 on sound; the clip's
+    length where there is none)."""
+    n = silent.size
+    far = np.full(n, n, dtype=np.int64)
+    sound = np.flatnonzero(~silent)
+    if sound.size:
+        index = np.arange(n)
+        after = np.searchsorted(sound, index)  # the first sound at or after each frame
+        has_after, has_before = after < sound.size, after > 0
+        far[has_after] = sound[after[has_after]] - index[has_after]
+        before = index[has_before] - sound[after[has_before] - 1]
+        far[has_before] = np.minimum(far[has_before], before)
+    return far
+
+
 def silence_floor(
     reference: Any,
     estimate: Any,
@@ -127,7 +151,9 @@ def silence_floor(
     reconstruction's samples in the original's silent frames are pooled, leaving out the
     ``guard_frames`` at each end of a pause (their level is ``edge_dbfs``: how far sound smears
     into the pause; ``guard_frames=0`` pools every silent frame, as
-    :func:`vqstudio.audio.metrics.noise_floor` does). Per band (cut at
+    :func:`vqstudio.audio.metrics.noise_floor` does). The measured frames are split again at
+    ``NEAR_SOUND_MS`` from the nearest sound: a floor made of smeared word tails is loud near
+    and quiet far; a carpet is as loud far from sound as near it. Per band (cut at
     ``edges`` Hz, the last band up to Nyquist), the level is that band's part of the mean square,
     so the bands' powers sum to the overall figure. The same is given for the original, whose own
     floor (dither, room noise) is the least a codec can be asked for.
@@ -149,6 +175,9 @@ def silence_floor(
     est_all = est[: frames * frame].reshape(frames, frame)
     ref_frames, est_frames = ref_all[measured], est_all[measured]
     edge = silent & ~measured
+    near = (_frames_to_sound(silent) * frame_ms <= NEAR_SOUND_MS)[measured]
+    energy = est_frames.astype(np.float64) ** 2
+    total = float(energy.sum())
     return SilenceFloor(
         dbfs=_db(float(np.mean(est_frames**2))),
         reference_dbfs=_db(float(np.mean(ref_frames**2))),
@@ -157,6 +186,9 @@ def silence_floor(
         silent_seconds=int(measured.sum()) * frame / sample_rate,
         seconds=seconds,
         edge_dbfs=_db(float(np.mean(est_all[edge] ** 2))) if edge.any() else math.nan,
+        near_dbfs=_db(float(energy[near].mean())) if near.any() else math.nan,
+        far_dbfs=_db(float(energy[~near].mean())) if (~near).any() else math.nan,
+        near_share=float(energy[near].sum()) / total if total > 0 else math.nan,
     )
 
 
@@ -278,6 +310,8 @@ def distortion_figures(reference: Any, estimate: Any, sample_rate: int, hop: int
 
     - ``pause_floor_dbfs``: :func:`silence_floor` with the pauses' edge frames left out (the
       figure with them in is :func:`vqstudio.audio.metrics.noise_floor_dbfs`);
+      ``pause_deep_dbfs`` its part farther than ``NEAR_SOUND_MS`` from any sound (the carpet,
+      without the words' tails), ``pause_near_share`` the part within it, of the energy;
     - ``comb_max_db``, ``comb_median_db``: :func:`frame_rate_comb`'s loudest and typical harmonic
       over its neighbours; ``comb_loudest_dbfs`` the loudest harmonic's own level;
       ``comb_audible_db`` the max over the harmonics louder than :data:`INAUDIBLE_DBFS` (-inf when
@@ -287,6 +321,8 @@ def distortion_figures(reference: Any, estimate: Any, sample_rate: int, hop: int
     comb = frame_rate_comb(reference, estimate, sample_rate, hop)
     return {
         "pause_floor_dbfs": floor.dbfs,
+        "pause_deep_dbfs": floor.far_dbfs,
+        "pause_near_share": floor.near_share,
         "comb_max_db": comb.max_db,
         "comb_median_db": comb.median_db,
         "comb_loudest_dbfs": comb.loudest_dbfs,

@@ -113,6 +113,7 @@ def format_eval_table(summary: dict) -> str:
         ("mrstft_distance", "MR-STFT distance", ""),
         ("noise_floor_dbfs", "noise floor", "dBFS"),
         ("pause_floor_dbfs", "floor in pauses", "dBFS"),
+        ("pause_deep_dbfs", "deep in pauses", "dBFS"),
         ("comb_max_db", "frame-rate comb", "dB"),
         ("comb_loudest_dbfs", "comb level", "dBFS"),
         ("pesq", "PESQ", ""),

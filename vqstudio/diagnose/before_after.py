@@ -151,7 +151,8 @@ class Verification:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"remedy": {"setting": self.remedy.setting, "value": self.remedy.value, "set": self.remedy.text},
+        out = {"remedy": {"setting": self.remedy.setting, "value": self.remedy.value, "set": self.remedy.text,
+                          "changes": self.remedy.changes},
                "parent": self.parent, "fork": self.fork, "fork_summary": self.fork_summary,
                "before": self.before.to_dict(), "after": self.after.to_dict(), "figures": self.figures,
                "findings": [r.to_dict() for r in self.rows()], "tally": self.tally(),

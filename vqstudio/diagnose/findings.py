@@ -19,21 +19,40 @@ SEVERITIES = ("info", "warn", "bad")  # in rising order
 
 @dataclass(frozen=True)
 class Remedy:
-    """A settings change that addresses a finding: ``setting=value`` as ``--set`` takes it."""
+    """A settings change that addresses a finding: ``setting=value`` as ``--set`` takes it, and
+    the settings in ``also`` that change with it (lists that must stay of one length, such as a
+    loss's scales and their mel bands)."""
 
     setting: str  # dotted name, e.g. "loss.mel_norm"
     value: Any
     live: bool  # True: the running trainer applies it between steps; False: it needs a fork
     reason: str  # why this change helps, and (when not live) what the fork keeps
+    also: tuple[tuple[str, Any], ...] = ()  # (setting, value) pairs changed together with it
+
+    @property
+    def changes(self) -> dict[str, Any]:
+        """Every setting the remedy changes, its own first."""
+        return {self.setting: self.value, **dict(self.also)}
+
+    @property
+    def texts(self) -> list[str]:
+        """``setting=value`` per change, each as one ``--set`` takes it."""
+        return [f"{k}={_setting_text(v)}" for k, v in self.changes.items()]
 
     @property
     def text(self) -> str:
-        value = self.value
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, str):
-            value = f'"{value}"'
-        return f"{self.setting}={value}"
+        """The changes as a command line writes them after ``--set``: ``a=1 --set b=2``."""
+        return " --set ".join(self.texts)
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_setting_text(v) for v in value) + "]"
+    return str(value)
 
 
 @dataclass(frozen=True)

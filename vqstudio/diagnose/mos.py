@@ -26,7 +26,7 @@ from vqstudio.diagnose.subject import NotMeasured, Subject
 SCORE_DROP = 0.5  # a reconstruction's score this far under the original's
 SCORES = ("background", "signal", "overall")
 MAX_CLIPS = 1  # DNSMOS costs seconds of CPU per clip; one clip is enough for a hint
-SUPPORTED_BY = ("noise_floor", "frame_rate_buzz")
+SUPPORTED_BY = ("noise_floor", "pause_smear", "frame_rate_buzz")
 CACHE_SIZE = 64
 _cache: OrderedDict[tuple[str, int], DnsMos] = OrderedDict()
 

@@ -69,11 +69,14 @@ def reconstruct_clips(model: torch.nn.Module, waves: list[tuple[str, np.ndarray,
     return clips
 
 
-def remedy(setting: str, value: Any, reason: str) -> Remedy:
-    """A :class:`Remedy`, live when the trainer applies ``setting`` between steps."""
-    kind = change_kind(setting)
+def remedy(setting: str, value: Any, reason: str, also: dict[str, Any] | None = None) -> Remedy:
+    """A :class:`Remedy`, live when the trainer applies ``setting`` (and every one of ``also``,
+    the settings that change with it) between steps."""
+    kinds = [change_kind(key) for key in (setting, *(also or {}))]
+    kind = "structural" if "structural" in kinds else next((k for k in kinds if k != "live"), "live")
     live = kind == "live"
-    return Remedy(setting, value, live, reason if live else f"{reason} ({_FORK_KEEPS[kind]})")
+    return Remedy(setting, value, live, reason if live else f"{reason} ({_FORK_KEEPS[kind]})",
+                  tuple((also or {}).items()))
 
 
 def quiet_region(wave: np.ndarray, sample_rate: int, silence_dbfs: float = SILENCE_DBFS,

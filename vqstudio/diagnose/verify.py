@@ -139,7 +139,7 @@ def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | Non
         if control_path.exists() and (not control_path.is_dir() or any(control_path.iterdir())):
             raise UserError(f"--control-fork {control_path} already exists and is not empty",
                             "name a new folder for the control fork")
-    fork_path, summary = _train_fork(run, new, [chosen.text], steps, progress, "the fork")
+    fork_path, summary = _train_fork(run, new, chosen.texts, steps, progress, "the fork")
     progress.phase = "diagnosing the fork"
     after = diagnose(fork_path, clips, max_seconds=max_seconds, max_clips=max_clips, mos=mos)
     diagnosed = {"before": before, "after": after}

@@ -33,6 +33,7 @@ FIGURES: list[tuple[str, str, int]] = [
     ("mrstft_distance", "MR-STFT", -1),
     ("noise_floor_dbfs", "floor dBFS", -1),  # the reconstruction's level in the original's silences
     ("pause_floor_dbfs", "pauses dBFS", -1),  # the same without the frames at the pauses' edges
+    ("pause_deep_dbfs", "deep pauses dBFS", -1),  # and only over 100 ms from sound: no word tails
     ("comb_max_db", "comb dB", -1),  # the frame-rate comb: loudest harmonic over its neighbours
     ("comb_loudest_dbfs", "comb dBFS", -1),  # the loudest harmonic's own level in quiet passages
     ("dnsmos_background", "DNSMOS BAK", +1),  # with --mos: DNSMOS P.835 background, speech only

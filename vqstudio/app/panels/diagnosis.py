@@ -300,11 +300,12 @@ class DiagnosisPanel(QWidget):
         for r in (f.remedies if f is not None else ()):
             if not r.live:
                 continue
-            name, value = setting_for_key(r.setting, r.value)
-            if name == "weights":
-                self.worker.set_weights(value)
-            else:
-                self.worker.set_setting(name, value)
+            for key, change in r.changes.items():
+                name, value = setting_for_key(key, change)
+                if name == "weights":
+                    self.worker.set_weights(value)
+                else:
+                    self.worker.set_setting(name, value)
             posted.append(r.text)
         if posted:
             self.status.setText(f"Posted {', '.join(posted)}; the curves mark the step it takes effect")
@@ -318,7 +319,7 @@ class DiagnosisPanel(QWidget):
         from vqstudio.app.fork_dialog import fork_from_here
 
         r = f.remedies[0]
-        fork_from_here(self.window_ref, "latest", {r.setting: r.value})
+        fork_from_here(self.window_ref, "latest", r.changes)
 
     def verify(self) -> None:
         """Fork with the finding's first remedy, train, diagnose both (in the background)."""
