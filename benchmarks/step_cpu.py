@@ -6,7 +6,8 @@ Rows (default: all but ``speech``): ``baseline`` (seed-baseline), ``fixed`` (see
 seed-fixed without parts of it or with more (``fixed-noMR-noCX``, ``fixed-noCX``, ``fixed-noMR``,
 ``fixed-MR2`` (MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``, ``fixed-tanh``,
 ``fixed-leaky`` (leaky ReLU for ELU), ``fixed-finemel`` (128- and 256-point mel scales added),
-``fixed-fine`` (and MR-STFT resolutions), ``fixed-finemel-leaky``), so a difference in step cost
+``fixed-fine`` (and MR-STFT resolutions), ``fixed-finemel-leaky``, ``fixed-n960`` / ``fixed-n480``
+(the ISTFT head's n_fft)), so a difference in step cost
 can be pinned on a term or on the codebook bookkeeping; ``tiny`` (tiny-cpu) and ``speech``
 (speech-24k, adversarial: ~20 s a step). Each row warms up
 6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
@@ -46,6 +47,8 @@ ROWS = {
                                              "loss.mrstft_hops=[32, 64, 128, 256, 512]",
                                              "loss.mrstft_win_lengths=[128, 256, 512, 1024, 2048]"]),
     "fixed-finemel-leaky": ("seed-fixed", FINE_MEL + ['model.activation="leaky_relu"']),
+    "fixed-n960": ("seed-fixed", ["model.n_fft=960"]),  # the ISTFT head's window as seed-baseline's
+    "fixed-n480": ("seed-fixed", ["model.n_fft=480"]),
     "tiny": ("tiny-cpu", []),
     "speech": ("speech-24k", []),
 }

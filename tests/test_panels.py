@@ -375,6 +375,9 @@ def test_codebook_histograms_sort_by_frequency_and_history_per_level(qtbot):
         np.testing.assert_array_equal(x, [100, 200, 300])
         np.testing.assert_allclose(y, store.entropy.view()[:, level])
         np.testing.assert_allclose(panel.dead_curves[level].getData()[1], store.dead_fraction.view()[:, level])
+    panel.entropy_plot.vb.updateAutoRange()  # as the next paint would
+    lo, hi = panel.entropy_plot.viewRange()[0]
+    assert 90 <= lo <= 100 and 300 <= hi <= 310, (lo, hi)  # a real history: its own span
 
     panel.sort_box.setChecked(True)
     for level in range(levels):
@@ -394,6 +397,10 @@ def test_codebook_histograms_sort_by_frequency_and_history_per_level(qtbot):
     panel.sort_box.setChecked(False)
     panel.refresh()
     assert len(panel.histograms) == 9 and panel.displayed_shares(8).shape == (1024,)
+    # its history is one record: drawn from step 0, not over +-0.2 steps of crowded labels
+    assert len(panel.entropy_curves[0].getData()[0]) == 1
+    lo, hi = panel.entropy_plot.viewRange()[0]
+    assert lo <= 0.0 and 400 <= hi < 500
     edges, heights = panel.bars[8].getData()
     assert heights.size < 1024
     assert heights.max() == pytest.approx(usage_shares(usage)[8, 777], rel=1e-6)

@@ -66,6 +66,9 @@ def level_color(level: int) -> str:
     return theme.curve_color(level)
 
 
+MIN_HISTORY_SPAN = 10.0  # steps: a shorter history is drawn from step 0 (see _redraw_history)
+
+
 class CodebookPanel(QWidget):
     """Per-level code usage histograms, entropy and dead-code fraction over time."""
 
@@ -323,6 +326,12 @@ class CodebookPanel(QWidget):
                     curve.setData(steps[:n], values[:n, level])
                 else:
                     curve.setData([], [])
+        # One record (a run opened at its checkpoint) or a few close ones: autorange would span
+        # +-0.2 steps and crowd the axis with colliding labels; show them from step 0 instead.
+        if steps.size and steps[-1] - steps[0] < MIN_HISTORY_SPAN:
+            self.entropy_plot.setXRange(min(0.0, steps[0]), max(steps[-1], MIN_HISTORY_SPAN), padding=0.05)
+        else:
+            self.entropy_plot.enableAutoRange(x=True)
 
     @staticmethod
     def _latest(array) -> np.ndarray | None:
