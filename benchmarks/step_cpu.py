@@ -7,7 +7,7 @@ seed-fixed without parts of it or with more (``fixed-noMR-noCX``, ``fixed-noCX``
 ``fixed-MR2`` (MR-STFT and complex_stft at 1024 and 2048 only), ``fixed-noEMA``, ``fixed-tanh``,
 ``fixed-leaky`` (leaky ReLU for ELU), ``fixed-finemel`` (128- and 256-point mel scales added),
 ``fixed-fine`` (and MR-STFT resolutions), ``fixed-finemel-leaky``, ``fixed-n960`` / ``fixed-n480``
-(the ISTFT head's n_fft)), so a difference in step cost
+(the ISTFT head's n_fft), ``fixed-n480-fine``, ``fixed-n480-spread`` (scales 128/512/2048)), so a difference in step cost
 can be pinned on a term or on the codebook bookkeeping; ``tiny`` (tiny-cpu) and ``speech``
 (speech-24k, adversarial: ~20 s a step). Each row warms up
 6 steps; then every round runs 4 steps of each row in turn and the median thread CPU time per step
@@ -30,6 +30,8 @@ from vqstudio.train.trainer import Trainer
 COMMON = ["train.cpu_threads=1", "train.validate_every=0", "train.checkpoint_every=0",
           "train.log_every=1000000", "loss.grad_share_every=0"]
 FINE_MEL = ["loss.mel_scales=[128, 256, 512, 1024, 2048]", "loss.mel_bins=[16, 32, 64, 80, 128]"]
+FINE_MR = ["loss.mrstft_fft_sizes=[128, 256, 512, 1024, 2048]", "loss.mrstft_hops=[32, 64, 128, 256, 512]",
+           "loss.mrstft_win_lengths=[128, 256, 512, 1024, 2048]"]
 ROWS = {
     "baseline": ("seed-baseline", []),
     "fixed": ("seed-fixed", []),
@@ -43,12 +45,14 @@ ROWS = {
     "fixed-leaky": ("seed-fixed", ['model.activation="leaky_relu"']),
     # 128- and 256-point mel scales (and MR-STFT resolutions: fixed-fine) added to seed-fixed's
     "fixed-finemel": ("seed-fixed", FINE_MEL),
-    "fixed-fine": ("seed-fixed", FINE_MEL + ["loss.mrstft_fft_sizes=[128, 256, 512, 1024, 2048]",
-                                             "loss.mrstft_hops=[32, 64, 128, 256, 512]",
-                                             "loss.mrstft_win_lengths=[128, 256, 512, 1024, 2048]"]),
+    "fixed-fine": ("seed-fixed", FINE_MEL + FINE_MR),
     "fixed-finemel-leaky": ("seed-fixed", FINE_MEL + ['model.activation="leaky_relu"']),
     "fixed-n960": ("seed-fixed", ["model.n_fft=960"]),  # the ISTFT head's window as seed-baseline's
     "fixed-n480": ("seed-fixed", ["model.n_fft=480"]),
+    "fixed-n480-fine": ("seed-fixed", ["model.n_fft=480"] + FINE_MEL + FINE_MR),
+    "fixed-n480-spread": ("seed-fixed", ["model.n_fft=480", "loss.mel_scales=[128, 512, 2048]",
+                                         "loss.mel_bins=[16, 64, 128]", "loss.mrstft_fft_sizes=[128, 512, 2048]",
+                                         "loss.mrstft_hops=[32, 128, 512]", "loss.mrstft_win_lengths=[128, 512, 2048]"]),
     "tiny": ("tiny-cpu", []),
     "speech": ("speech-24k", []),
 }

@@ -113,7 +113,10 @@ def test_noise_floor_names_smeared_word_tails_and_proposes_shorter_windows():
     assert "smears into the pauses" in found.title and "deeper in" in found.title
     assert found.evidence["near_sound_share"] > 0.99
     assert found.evidence["far_from_sound_dbfs"] < found.evidence["near_sound_dbfs"] - 20
-    [fix] = found.remedies  # the tests' shortest window is 256 points: 128 (5.3 ms) is added
+    shorter, fix = found.remedies
+    assert (shorter.setting, shorter.value) == ("model.n_fft", 480)  # two hops, from four
+    assert not shorter.live and "a model change" in shorter.reason
+    # the tests' shortest loss window is 256 points: 128 (5.3 ms) is added
     assert fix.setting == "loss.mel_scales" and fix.value == [128, 256, 512]
     assert fix.changes["loss.mel_bins"] == [16, *config().loss.mel_bins]
     assert fix.changes["loss.mrstft_fft_sizes"] == [128, 256, 512]
@@ -124,7 +127,7 @@ def test_noise_floor_names_smeared_word_tails_and_proposes_shorter_windows():
     fixed = config(*fix.texts)
     assert fixed.loss.mel_scales == fix.value and fixed.loss.mrstft_win_lengths[0] == 128
     # the fixed configuration has nothing shorter to propose
-    assert background.noise_floor(subject(word_tails, *fix.texts))[0].remedies == ()
+    assert background.noise_floor(subject(word_tails, *fix.texts, *shorter.texts))[0].remedies == ()
     # a carpet stays a carpet
     assert background.noise_floor(subject(hiss))[0].id == "noise_floor"
 
@@ -289,10 +292,13 @@ def codec():
     return Codec(config().model)
 
 
-def test_istft_overlap_fires_with_two_frames_per_sample():
-    found = istft.istft(subject(same, "model.n_fft=480"))
-    assert "istft/overlap" in ids(found)
-    assert next(f for f in found if f.id == "istft/overlap").evidence["overlap"] == 2
+def test_istft_overlap_fires_off_cola_and_stays_quiet_at_two_frames_per_sample():
+    found = istft.istft(subject(same, "model.n_fft=600"))  # Hann at 2.5 hops: not COLA
+    [overlap] = [f for f in found if f.id == "istft/overlap"]
+    assert overlap.evidence["overlap"] == 2.5 and not overlap.evidence["cola"]
+    assert overlap.remedies[0].setting == "model.n_fft" and overlap.remedies[0].value == 480
+    # Hann at 50 % is COLA, and seed-fixed's choice: nothing to say
+    assert "istft/overlap" not in ids(istft.istft(subject(same, "model.n_fft=480")))
 
 
 def test_istft_magnitude_clip_fires_when_the_head_sits_at_its_ceiling(codec):
