@@ -120,22 +120,6 @@ def _trim_runs(silent: np.ndarray, guard: int) -> np.ndarray:
     return silent & ~loud_near
 
 
-def _frames_to_sound(silent: np.ndarray) -> np.ndarray:
-    """``[frames]`` distance of each frame to the nearest non-silent one (0 on sound; the clip's
-    length where there is none)."""
-    n = silent.size
-    far = np.full(n, n, dtype=np.int64)
-    sound = np.flatnonzero(~silent)
-    if sound.size:
-        index = np.arange(n)
-        after = np.searchsorted(sound, index)  # the first sound at or after each frame
-        has_after, has_before = after < sound.size, after > 0
-        far[has_after] = sound[after[has_after]] - index[has_after]
-        before = index[has_before] - sound[after[has_before] - 1]
-        far[has_before] = np.minimum(far[has_before], before)
-    return far
-
-
 def silence_floor(
     reference: Any,
     estimate: Any,
@@ -175,7 +159,8 @@ def silence_floor(
     est_all = est[: frames * frame].reshape(frames, frame)
     ref_frames, est_frames = ref_all[measured], est_all[measured]
     edge = silent & ~measured
-    near = (_frames_to_sound(silent) * frame_ms <= NEAR_SOUND_MS)[measured]
+    # A frame within NEAR_SOUND_MS of sound is one the same trim, that wide, takes off.
+    near = ~_trim_runs(silent, int(NEAR_SOUND_MS // frame_ms))[measured]
     energy = est_frames.astype(np.float64) ** 2
     total = float(energy.sum())
     return SilenceFloor(

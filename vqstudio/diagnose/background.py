@@ -74,8 +74,8 @@ def _finer_scales(subject: Subject) -> tuple:
     Each added scale costs about as much as any other (~3 % of a seed-fixed step at one thread)."""
     loss, sr = subject.config.loss, subject.sample_rate
     weights = loss.resolved_weights()
-    shortest = min(loss.mel_scales + (loss.mrstft_fft_sizes if weights.get("mrstft") or
-                                      weights.get("complex_stft") else []), default=0)
+    resolutions = bool(weights.get("mrstft") or weights.get("complex_stft"))  # their STFTs count too
+    shortest = min(loss.mel_scales + (loss.mrstft_fft_sizes if resolutions else []), default=0)
     added, n = [], shortest // 2
     while shortest and n >= 16 and n * 1000.0 / sr >= FINEST_WINDOW_MS * 0.75:
         added.insert(0, n)
@@ -85,7 +85,7 @@ def _finer_scales(subject: Subject) -> tuple:
     mel = sorted(set(loss.mel_scales) | set(added))
     bins = {**{s: max(8, s // 8) for s in added}, **dict(zip(loss.mel_scales, loss.mel_bins))}
     also = {"loss.mel_bins": [bins[s] for s in mel]}
-    if weights.get("mrstft") or weights.get("complex_stft"):
+    if resolutions:
         table = {s: (s // 4, s) for s in added}
         table.update({f: (h, w) for f, h, w in zip(loss.mrstft_fft_sizes, loss.mrstft_hops,
                                                      loss.mrstft_win_lengths)})
