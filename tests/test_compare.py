@@ -98,6 +98,7 @@ def test_the_background_figures_are_the_distortion_measures_of_the_chosen_clips(
     direct = distortion.distortion_figures(wave, recon, config.model.sample_rate, config.model.hop)
     for key in ("pause_floor_dbfs", "comb_max_db", "comb_loudest_dbfs"):
         assert entry[key] == direct[key], key
+    assert entry["comb_audible_worst_db"] == distortion.worst_audible_comb([direct])
     assert entry["dnsmos_background"] == distortion.dnsmos(recon, config.model.sample_rate).background
     assert 1.0 <= entry["dnsmos_background"] <= 5.0
     assert all(0 < u <= 1 for u in entry["codebook_usage"])
@@ -108,7 +109,8 @@ def test_the_background_figures_are_the_distortion_measures_of_the_chosen_clips(
         ["compare", f"{run}:latest", "--data", str(corpus), "--match", "speech*", "--json", str(tmp_path / "x.json")])
     assert matched.returncode == 0, matched.stderr
     heading = matched.stdout.splitlines()[0]
-    assert "pauses dBFS" in heading and "comb dB" in heading and "comb dBFS" in heading
+    assert "pauses dBFS" in heading and "audible comb dB" in heading and "comb dBFS" in heading
+    assert "audible comb: the worst clip's" in matched.stdout
     assert "DNSMOS" not in heading  # only when asked for
     assert json.loads(out.read_text())[0]["files"] == 1
     error = one_line_error(nothing)

@@ -107,6 +107,24 @@ def test_an_inaudible_comb_is_reported_but_not_counted(speech):
     assert comb.above_threshold == 0 and comb.audible_max_db == -math.inf
 
 
+def test_the_worst_clips_audible_comb_sums_up_a_corpus(speech):
+    """One buzzing clip among clean ones is the corpus's comb (a mean would halve it), a comb at
+    -100 dBFS is none (0 dB, not the raw ratio), and a clip without quiet passages counts for
+    nothing."""
+    buzzing = speech + _hiss(len(speech), -60.0) + _buzz(len(speech))
+    faint = speech + _hiss(len(speech), -130.0) + _buzz(len(speech), amplitude=1e-4)
+    loud = _hiss(2 * SR, -20.0)
+    figures = {name: distortion.distortion_figures(ref, est, SR, HOP) for name, (ref, est) in
+               {"buzzing": (speech, buzzing), "faint": (speech, faint), "loud": (loud, loud)}.items()}
+    assert figures["faint"]["comb_max_db"] > 10.0  # the raw figure calls it a comb
+    assert figures["buzzing"]["comb_audible_db"] > 15.0
+    worst = distortion.worst_audible_comb(list(figures.values()))
+    assert worst == figures["buzzing"]["comb_audible_db"]
+    assert distortion.worst_audible_comb([figures["faint"], figures["loud"]]) == 0.0
+    assert math.isnan(distortion.worst_audible_comb([figures["loud"]]))
+    assert math.isnan(distortion.worst_audible_comb([]))
+
+
 def test_frame_rate_comb_needs_quiet_passages():
     loud = _hiss(2 * SR, -20.0)
     comb = distortion.frame_rate_comb(loud, loud, SR, HOP)

@@ -315,6 +315,19 @@ def distortion_figures(reference: Any, estimate: Any, sample_rate: int, hop: int
     }
 
 
+def worst_audible_comb(clips: Sequence[dict[str, float]]) -> float:
+    """The loudest audible comb over clips (each a :func:`distortion_figures` dict), in dB over
+    the neighbours, 0 where no audible harmonic stands out on any clip (a harmonic under its
+    neighbours is no comb either); nan when no clip had quiet passages to measure.
+
+    A comb is a property of the worst clip, not of the mean: one buzzing clip among clean ones is
+    heard. Harmonics under :data:`INAUDIBLE_DBFS` do not count, so a reconstruction that is
+    digitally silent in the pauses reads 0, not the ratio of two rounding errors."""
+    measured = [clip["comb_audible_db"] for clip in clips
+                if not math.isnan(clip.get("comb_audible_db", math.nan))]
+    return max(max(measured), 0.0) if measured else math.nan
+
+
 # -- DNSMOS -----------------------------------------------------------------------------------
 
 

@@ -115,6 +115,7 @@ def format_eval_table(summary: dict) -> str:
         ("pause_floor_dbfs", "floor in pauses", "dBFS"),
         ("pause_deep_dbfs", "deep in pauses", "dBFS"),
         ("comb_max_db", "frame-rate comb", "dB"),
+        ("comb_audible_worst_db", "audible comb", "dB"),
         ("comb_loudest_dbfs", "comb level", "dBFS"),
         ("pesq", "PESQ", ""),
         ("stoi", "STOI", ""),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vqstudio.audio.corpus import scan_corpus
-from vqstudio.audio.distortion import require_dnsmos
+from vqstudio.audio.distortion import INAUDIBLE_DBFS, require_dnsmos
 from vqstudio.errors import UserError
 from vqstudio.experiments.checkpoint_ref import resolve_ref
 from vqstudio.experiments.corpus_eval import evaluate_on_corpus, load_model, pick_files
@@ -34,7 +34,8 @@ FIGURES: list[tuple[str, str, int]] = [
     ("noise_floor_dbfs", "floor dBFS", -1),  # the reconstruction's level in the original's silences
     ("pause_floor_dbfs", "pauses dBFS", -1),  # the same without the frames at the pauses' edges
     ("pause_deep_dbfs", "deep pauses dBFS", -1),  # and only over 100 ms from sound: no word tails
-    ("comb_max_db", "comb dB", -1),  # the frame-rate comb: loudest harmonic over its neighbours
+    # the frame-rate comb: the worst clip's loudest audible harmonic over its neighbours (0: none)
+    ("comb_audible_worst_db", "audible comb dB", -1),
     ("comb_loudest_dbfs", "comb dBFS", -1),  # the loudest harmonic's own level in quiet passages
     ("dnsmos_background", "DNSMOS BAK", +1),  # with --mos: DNSMOS P.835 background, speech only
     ("pesq", "PESQ", +1),
@@ -139,4 +140,7 @@ def format_table(entries: Sequence[dict[str, Any]]) -> str:
         lines.append(name.ljust(first) + "".join(cells))
     lines.append(f"{entries[0]['files']} clip(s) each; * the best in its column (higher is better for "
                  "SI-SDR, DNSMOS, PESQ, STOI and entropy, lower for the others)")
+    if any(c[0] == "comb_audible_worst_db" for c in columns):
+        lines.append("audible comb: the worst clip's loudest harmonic of the frame rate over its "
+                     f"neighbours in the pauses, 0 when none is louder than {INAUDIBLE_DBFS:g} dBFS")
     return "\n".join(lines)

@@ -6,7 +6,10 @@ table) give the same numbers for the same checkpoint: each clip is read from its
 :func:`vqstudio.audio.metrics.evaluate_pair` and :func:`vqstudio.audio.distortion.distortion_figures`
 (the floor in the pauses, the frame-rate comb; with ``mos`` the DNSMOS background score), and the
 means are taken by :func:`~vqstudio.audio.metrics.aggregate`; codebook entropy and usage are over
-the codes of all clips. :func:`pick_files` limits a corpus to the run's validation split or to file
+the codes of all clips. The comb is also summed up as the worst clip's audible comb
+(``comb_audible_worst_db``, :func:`~vqstudio.audio.distortion.worst_audible_comb`): a mean of the
+raw figure would let a buzz on one clip vanish among clean ones, and count as a comb what stands
+over its neighbours at -100 dBFS. :func:`pick_files` limits a corpus to the run's validation split or to file
 names matching a pattern. :func:`load_model` builds the model of a
 :class:`~vqstudio.experiments.checkpoint_ref.CheckpointRef`.
 """
@@ -56,6 +59,7 @@ def evaluate_on_corpus(model: torch.nn.Module, config: Config, files: Sequence[A
         rows.append(row)
         all_codes.append(codes)
     summary = metrics.aggregate(rows)
+    summary["comb_audible_worst_db"] = distortion.worst_audible_comb(rows)
     codes = np.concatenate(all_codes, axis=-1)
     size = config.model.codebook_size
     summary["codebook_entropy"] = metrics.codebook_entropy(codes, size)
