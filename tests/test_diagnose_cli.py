@@ -63,6 +63,23 @@ def test_diagnose_checkpoint_choice(trained, tmp_path):
     assert json.loads(out.read_text())["step"] == 4
 
 
+def test_diagnose_picks_the_clips_by_split_and_name(trained):
+    """--data alone is the folder's validation split (one of the two clips); --split all and
+    --match pick as `vqstudio compare` does; a glob that matches nothing names both options."""
+    run, corpus = trained
+    default, every, matched, nothing = (
+        run_cli("diagnose", "--run", str(run), "--data", str(corpus), "--max-seconds", "1", *extra)
+        for extra in ([], ["--split", "all"], ["--split", "all", "--match", "clip1*"],
+                      ["--match", "speech*"]))
+    for result in (default, every, matched):
+        assert result.returncode == 0, result.stderr
+    assert "on 1 clip(s)" in default.stdout.splitlines()[0]
+    assert "on 2 clip(s): clip0.wav, clip1.flac" in every.stdout.splitlines()[0]
+    assert "on 1 clip(s): clip1.flac" in matched.stdout.splitlines()[0]
+    error = one_line_error(nothing)
+    assert "named like 'speech*'" in error and "--match" in error
+
+
 def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_path):
     run, corpus = trained
     fork, control, out = tmp_path / "fork", tmp_path / "control", tmp_path / "v.json"

@@ -1,4 +1,4 @@
-"""``vqstudio diagnose --run DIR [--checkpoint C] [--data DIR] [--json OUT] [--report OUT.html]
+"""``vqstudio diagnose --run DIR [--checkpoint C] [--data DIR] [--split S] [--match GLOB] [--json OUT] [--report OUT.html]
 [--mos] [--verify REMEDY --steps N [--fork NEW] [--control [--control-fork C]]]``:
 the diagnosis of a run's checkpoint, printed as a ranked list, optionally written as JSON (``step``
 and ``findings``, each with ``id``, ``severity``, ``title``, ``evidence``, ``remedies``) and as one
@@ -22,7 +22,13 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="a step, best, latest (the default) or a step-XXXXXXXX.pt file of the run")
     p.add_argument("--data", default=None,
-                   help="folder of audio to diagnose on (default: the run corpus's validation files)")
+                   help="folder of audio to diagnose on (default: the run's corpus); --split and "
+                        "--match pick its files")
+    p.add_argument("--split", choices=("validation", "all", "training"), default="validation",
+                   help="diagnose on this split of the data (the one the run's data.val_fraction and "
+                        "data.seed make; default validation)")
+    p.add_argument("--match", default=None, metavar="GLOB",
+                   help="only files whose name matches, e.g. 'speech*'")
     p.add_argument("--json", default=None, help="write the findings to this JSON file")
     p.add_argument("--report", default=None, help="write a self-contained HTML report here")
     p.add_argument("--max-seconds", type=float, default=10.0, help="of each clip, from its start")
@@ -56,11 +62,12 @@ def run(args) -> int:
     if args.checkpoint is not None and not Path(args.run).is_dir():
         raise UserError(f"{args.run}: no such run folder", "check the path (a folder holding config.toml)")
     clips = None
-    if args.data is not None:
+    if args.data is not None or args.split != "validation" or args.match:
         from vqstudio.diagnose.runner import validation_files
         from vqstudio.experiments.checkpoint_ref import resolve_ref
 
-        clips = validation_files(resolve_ref(ref).config, args.data)[: args.clips]
+        clips = validation_files(resolve_ref(ref).config, args.data, args.split,
+                                 args.match)[: args.clips]
     if args.verify:
         return _verify(ref, args)
     if args.control or args.control_fork:
@@ -85,7 +92,8 @@ def _verify(ref: str, args) -> int:
     from vqstudio.diagnose.verify import Progress, verify
 
     v = verify(ref, args.verify, args.steps, fork_dir=args.fork, control=args.control or bool(args.control_fork),
-               control_dir=args.control_fork, data=args.data, max_seconds=args.max_seconds,
+               control_dir=args.control_fork, data=args.data, split=args.split,
+               match=args.match, max_seconds=args.max_seconds,
                max_clips=args.clips, mos=args.mos, progress=Progress(listener=ConsoleProgress()))
     return _emit(v, format_text(v), write_verify_html, args)
 

@@ -127,9 +127,14 @@ def _clips(clips, config: Config, data: str | None, max_seconds: float | None, m
     return out
 
 
-def validation_files(config: Config, data: str | None) -> list[str]:
-    """The validation split of ``data`` (or of the run's corpus; the demo corpus if it has none)."""
+def validation_files(config: Config, data: str | None, split: str = "validation",
+                     match: str | None = None) -> list[str]:
+    """The files of ``data`` (or of the run's corpus; the demo corpus if it has none) to diagnose:
+    its validation split by default, ``split`` ``all`` or ``training`` otherwise, and of those the
+    ones whose name matches the glob ``match`` (``vqstudio compare``'s
+    :func:`~vqstudio.experiments.corpus_eval.pick_files`). A corpus of one file is that file."""
     from vqstudio.audio.corpus import scan_corpus
+    from vqstudio.experiments.corpus_eval import pick_files
     from vqstudio.resources import demo_dir
 
     folder = data or config.data.path or demo_dir()
@@ -137,6 +142,5 @@ def validation_files(config: Config, data: str | None) -> list[str]:
     if not corpus.files:
         raise UserError(f"{folder} holds no usable audio", "point --data at a folder of audio files")
     if len(corpus.files) == 1:
-        return [corpus.files[0].path]
-    _, validation = corpus.split(config.data.val_fraction, config.data.seed)
-    return [f.path for f in validation.files]
+        split = "all"
+    return [f.path for f in pick_files(corpus, config, split, match)]
