@@ -30,7 +30,10 @@ files) and the table gives, as means over files:
   bins in quiet passages (dB; ~0 means no buzz), and the loudest harmonic's level (dBFS: below
   -90 it is inaudible whatever it stands over); "audible": the worst file's loudest harmonic
   louder than -90 dBFS over its neighbours, 0 when none is (``vqstudio compare``'s column);
-- SI-SDR (dB, higher is better) and, with ``--dnsmos``, DNSMOS background (speech files only).
+  "speech": the same harmonics where the original sounds, the reconstruction's median over the
+  original's (dB; + lines the model lays over the voice, - notches; 0 is faithful);
+- SI-SDR (dB, higher is better) and, with ``--dnsmos``, DNSMOS background and signal (the voice
+  itself; speech files only).
 
 Figures, not assertions.
 """
@@ -124,8 +127,8 @@ def from_runs(refs: list[str]) -> dict[str, dict]:
 
 def print_table(rows: dict[str, dict], which: str, dnsmos: bool, steps: int | None) -> dict:
     header = (f"{'row':<25}{'usage per level':<26}{'mel':>7}{'floor':>7}{'(all)':>7}{'(deep)':>7}"
-              f"{'comb med/max dB':>17}{'at dBFS':>8}{'audible':>8}{'SI-SDR':>8}{'audio-s/s':>10}"
-              + (f"{'BAK':>6}" if dnsmos else ""))
+              f"{'comb med/max dB':>17}{'at dBFS':>8}{'audible':>8}{'speech':>7}{'SI-SDR':>8}{'audio-s/s':>10}"
+              + (f"{'BAK':>6}{'SIG':>6}" if dnsmos else ""))
     print(f"-- after {steps} steps, on the {which} files" if steps is not None else f"-- on the {which} files")
     print(header)
     results = {}
@@ -138,8 +141,8 @@ def print_table(rows: dict[str, dict], which: str, dnsmos: bool, steps: int | No
         usage = "/".join(f"{u:.2f}" for u in r["usage"])
         line = (f"{name:<25}{usage:<26}{r['mel']:>7.3f}{r['floor']:>7.1f}{r['floor_all']:>7.1f}{r['floor_deep']:>7.1f}"
                 f"{r['comb_median']:>9.1f} /{r['comb_max']:>6.1f}{r['comb_loudest_dbfs']:>8.1f}"
-                f"{r['comb_audible']:>8.1f}{r['si_sdr']:>8.2f}"
-                f"{entry['speed']:>10.1f}" + (f"{r['bak']:>6.2f}" if dnsmos else ""))
+                f"{r['comb_audible']:>8.1f}{r['speech_comb']:>7.1f}{r['si_sdr']:>8.2f}"
+                f"{entry['speed']:>10.1f}" + (f"{r['bak']:>6.2f}{r['sig']:>6.2f}" if dnsmos else ""))
         print(line, flush=True)
     return results
 
@@ -160,9 +163,10 @@ def evaluate(model, config, files: list, dnsmos: bool) -> dict[str, float | list
              "floor_deep": "pause_deep_dbfs",
              "comb_median": "comb_median_db", "comb_max": "comb_max_db",
              "comb_loudest_dbfs": "comb_loudest_dbfs", "comb_audible": "comb_audible_worst_db",
-             "si_sdr": "si_sdr_db"}
+             "speech_comb": "speech_comb_db", "si_sdr": "si_sdr_db"}
     if dnsmos:
         names["bak"] = "dnsmos_background"
+        names["sig"] = "dnsmos_signal"
     out: dict[str, float | list[float]] = {k: float(s.get(v, math.nan)) for k, v in names.items()}
     out["usage"] = s["codebook_usage"]
     return out

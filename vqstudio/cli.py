@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--denoise", type=float, default=None, metavar="STRENGTH",
                    help="add a row per run: its reconstructions through a spectral-gating denoiser (0..1)")
     p.add_argument("--mos", action="store_true",
-                   help="add DNSMOS background (speechmos; a speech model, seconds per clip)")
+                   help="add DNSMOS background, signal and overall (speechmos; a speech model, seconds per clip)")
     p.add_argument("--split", choices=("all", "validation", "training"), default="all",
                    help="measure only the split the first run's data.val_fraction and data.seed make")
     p.add_argument("--match", default=None, metavar="GLOB",

@@ -213,6 +213,26 @@ def _quiet_gate(silent: np.ndarray, frame: int, length: int, ramp: int) -> np.nd
     return gate
 
 
+def comb_segment(sample_rate: int, f0: float) -> int:
+    """Welch's segment for a comb at ``f0``: a power of two with at least 16 bins between harmonics."""
+    return 1 << int(math.ceil(math.log2(16 * sample_rate / f0)))
+
+
+def harmonic_peaks(power: np.ndarray, df: float, f0: float, top: float) -> tuple[list[float], list[float]]:
+    """Per harmonic ``k * f0`` up to ``top`` of a power spectrum with bins ``df`` apart: the power
+    of the three bins around it over the mean of the bins a quarter to a half ``f0`` away on both
+    sides (dB; broadband noise reads ~0), and those three bins' power."""
+    peaks, near = [], []
+    lo, hi = int(math.ceil(f0 / 4 / df)), int(f0 / 2 / df)
+    for k in range(1, int(top // f0) + 1):
+        centre = int(round(k * f0 / df))
+        here = float(power[centre - 1 : centre + 2].sum())
+        around = np.concatenate([power[centre - hi : centre - lo + 1], power[centre + lo : centre + hi + 1]])
+        peaks.append(_db(here) - _db(3.0 * float(around.mean()) + EPS**2))
+        near.append(here)
+    return peaks, near
+
+
 def frame_rate_comb(
     reference: Any,
     estimate: Any,
@@ -239,7 +259,7 @@ def frame_rate_comb(
     frame, frames, silent = _silent_frames(ref, sample_rate, quiet_dbfs, frame_ms)
     gate = _quiet_gate(silent, frame, len(ref), ramp=max(1, frame // 4))
     quiet_seconds = float(gate.sum()) / sample_rate
-    nperseg = 1 << int(math.ceil(math.log2(16 * sample_rate / f0)))
+    nperseg = comb_segment(sample_rate, f0)
     top = min(max_hz, sample_rate / 2 - f0 / 2)
     if top < f0:
         return FrameRateComb(f0, threshold_db=threshold_db, reason=f"the frame rate {f0:g} Hz is above {top:g} Hz")
@@ -257,14 +277,8 @@ def frame_rate_comb(
     freqs, power = signal.welch(x, sample_rate, window="hann", nperseg=nperseg, detrend=False)
     df = freqs[1] - freqs[0]
     gate_power = float(np.mean(np.pad(gate, (0, len(x) - len(gate))) ** 2))
-    peaks, levels = [], []
-    for k in range(1, int(top // f0) + 1):
-        centre = int(round(k * f0 / df))
-        near = power[centre - 1 : centre + 2].sum()
-        lo, hi = int(math.ceil(f0 / 4 / df)), int(f0 / 2 / df)
-        around = np.concatenate([power[centre - hi : centre - lo + 1], power[centre + lo : centre + hi + 1]])
-        peaks.append(_db(float(near)) - _db(3.0 * float(around.mean()) + EPS**2))
-        levels.append(_db(float(near) * df / gate_power))
+    peaks, near = harmonic_peaks(power, df, f0, top)
+    levels = [_db(p * df / gate_power) for p in near]
     arr = np.asarray(peaks)
     audible = arr[np.isfinite(arr) & (np.asarray(levels) > INAUDIBLE_DBFS)]
     finite = arr[np.isfinite(arr)]

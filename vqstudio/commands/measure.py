@@ -116,6 +116,7 @@ def format_eval_table(summary: dict) -> str:
         ("pause_deep_dbfs", "deep in pauses", "dBFS"),
         ("comb_max_db", "frame-rate comb", "dB"),
         ("comb_audible_worst_db", "audible comb", "dB"),
+        ("speech_comb_db", "comb under speech", "dB"),
         ("comb_loudest_dbfs", "comb level", "dBFS"),
         ("pesq", "PESQ", ""),
         ("stoi", "STOI", ""),

@@ -16,7 +16,7 @@ import math
 from vqstudio.audio.distortion import (COMB_THRESHOLD_DB, NEAR_SOUND_MS, SILENCE_DBFS, frame_rate_comb,
                                        silence_floor)
 from vqstudio.diagnose.findings import Finding, Listen
-from vqstudio.diagnose.subject import NotMeasured, Subject, quiet_region, remedy, worst
+from vqstudio.diagnose.subject import NotMeasured, Subject, per_clip, quiet_region, remedy, worst
 
 FLOOR_OVER_ORIGINAL_DB = 10.0  # the floor stands this far over the original's own: warn
 FLOOR_BAD_OVER_ORIGINAL_DB = 20.0  # ... and this far, while audible (over FLOOR_AUDIBLE_DBFS): bad
@@ -155,11 +155,8 @@ def noise_floor(subject: Subject) -> list[Finding]:
 
 def frame_rate_buzz(subject: Subject) -> list[Finding]:
     """Peaks at multiples of ``sample_rate / hop`` in the original's quiet passages."""
-    sr, hop = subject.sample_rate, subject.config.model.hop
-    combs = {c.name: frame_rate_comb(c.original, c.reconstruction, sr, hop) for c in subject.clips}
-    measured = {n: c for n, c in combs.items() if not c.reason}
-    if not measured:
-        raise NotMeasured(next(iter(combs.values())).reason)
+    hop = subject.config.model.hop
+    measured = per_clip(subject, frame_rate_comb)
     audible = {n: c.audible_max_db for n, c in measured.items()}
     if not any(math.isfinite(v) for v in audible.values()):
         return []  # every harmonic is below INAUDIBLE_DBFS: nothing to hear

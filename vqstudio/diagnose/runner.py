@@ -20,7 +20,8 @@ import torch
 
 from vqstudio.audio.io import read_audio
 from vqstudio.config import Config
-from vqstudio.diagnose import alignment, background, codebooks, gradients, istft, levels, long_context, mels, mos
+from vqstudio.diagnose import (alignment, background, codebooks, gradients, istft, levels, long_context, mels, mos,
+                               speech_buzz)
 from vqstudio.diagnose.findings import Diagnosis, Finding
 from vqstudio.diagnose.subject import NotMeasured, Subject, reconstruct_clips
 from vqstudio.errors import UserError
@@ -29,6 +30,7 @@ from vqstudio.errors import UserError
 CHECKS: dict[str, Callable[[Subject], list[Finding]]] = {
     "noise_floor": background.noise_floor,
     "frame_rate_buzz": background.frame_rate_buzz,
+    "speech_comb": speech_buzz.speech_comb,
     "tanh_saturation": mels.tanh_saturation,
     "loss_dominance": gradients.loss_dominance,
     "waveform_misalignment": alignment.waveform_misalignment,

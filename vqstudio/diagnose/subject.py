@@ -111,3 +111,14 @@ def worst(values: dict[str, float]) -> tuple[str, float]:
 class NotMeasured(Exception):
     """Raised by a check that cannot measure this subject; the message says why (the runner
     records it under ``Diagnosis.skipped``)."""
+
+
+def per_clip(subject: "Subject", measure) -> dict:
+    """``measure(original, reconstruction, sample_rate, hop)`` of every clip that it can measure
+    (an empty ``reason``), by clip name; :class:`NotMeasured` with the first reason when none."""
+    sr, hop = subject.sample_rate, subject.config.model.hop
+    results = {c.name: measure(c.original, c.reconstruction, sr, hop) for c in subject.clips}
+    measured = {n: r for n, r in results.items() if not r.reason}
+    if not measured:
+        raise NotMeasured(next(iter(results.values())).reason)
+    return measured

@@ -26,7 +26,7 @@ from vqstudio.experiments.denoise import denoise as denoise_audio
 from vqstudio.experiments.denoise import label as denoise_label
 from vqstudio.model.inference import check_levels
 
-# (key in an entry, column heading, +1 if higher is better, -1 if lower is)
+# (key in an entry, column heading, +1 if higher is better, -1 if lower is, 0 if nearest 0 is)
 FIGURES: list[tuple[str, str, int]] = [
     ("si_sdr_db", "SI-SDR dB", +1),
     ("mel_distance", "mel", -1),
@@ -37,7 +37,11 @@ FIGURES: list[tuple[str, str, int]] = [
     # the frame-rate comb: the worst clip's loudest audible harmonic over its neighbours (0: none)
     ("comb_audible_worst_db", "audible comb dB", -1),
     ("comb_loudest_dbfs", "comb dBFS", -1),  # the loudest harmonic's own level in quiet passages
+    # under speech: the frame rate's harmonics over their neighbours, less the original's (0 best)
+    ("speech_comb_db", "speech comb dB", 0),
     ("dnsmos_background", "DNSMOS BAK", +1),  # with --mos: DNSMOS P.835 background, speech only
+    ("dnsmos_signal", "DNSMOS SIG", +1),  # ... the speech itself (distortion of the voice)
+    ("dnsmos_overall", "DNSMOS OVRL", +1),
     ("pesq", "PESQ", +1),
     ("stoi", "STOI", +1),
     ("codebook_entropy_mean", "entropy", +1),  # mean over levels of entropy / log K
@@ -114,8 +118,11 @@ def best_rows(entries: Sequence[dict[str, Any]], key: str, better: int) -> set[i
     values = {i: v for i, e in enumerate(entries) if (v := _value(e, key)) is not None}
     if len(set(values.values())) < 2:  # one value, or all equal: nothing stands out
         return set()
-    best = max(v * better for v in values.values())
-    return {i for i, v in values.items() if v * better == best}
+    def score(v: float) -> float:
+        return -abs(v) if better == 0 else v * better
+
+    best = max(score(v) for v in values.values())
+    return {i for i, v in values.items() if score(v) == best}
 
 
 def label(entry: dict[str, Any]) -> str:
@@ -139,8 +146,10 @@ def format_table(entries: Sequence[dict[str, Any]]) -> str:
             cells.append(text.rjust(width))
         lines.append(name.ljust(first) + "".join(cells))
     lines.append(f"{entries[0]['files']} clip(s) each; * the best in its column (higher is better for "
-                 "SI-SDR, DNSMOS, PESQ, STOI and entropy, lower for the others)")
+                 "SI-SDR, DNSMOS, PESQ, STOI and entropy, nearest 0 for the speech comb, lower for the others)")
     if any(c[0] == "comb_audible_worst_db" for c in columns):
         lines.append("audible comb: the worst clip's loudest harmonic of the frame rate over its "
-                     f"neighbours in the pauses, 0 when none is louder than {INAUDIBLE_DBFS:g} dBFS")
+                     f"neighbours in the pauses, 0 when none is louder than {INAUDIBLE_DBFS:g} dBFS; "
+                     "speech comb: the same harmonics where the original sounds, over the original's "
+                     "(+: lines the model adds, -: notches)")
     return "\n".join(lines)

@@ -4,7 +4,8 @@ One function, :func:`evaluate_on_corpus`, so that the two commands (and later th
 table) give the same numbers for the same checkpoint: each clip is read from its start (at most
 ``max_seconds``), reconstructed through :func:`vqstudio.model.inference.reconstruct`, measured by
 :func:`vqstudio.audio.metrics.evaluate_pair` and :func:`vqstudio.audio.distortion.distortion_figures`
-(the floor in the pauses, the frame-rate comb; with ``mos`` the DNSMOS background score), and the
+(the floor in the pauses, the frame-rate comb; with ``mos`` the DNSMOS background, signal and
+overall scores) and :func:`vqstudio.audio.speech_comb.speech_comb` (the comb under speech), and the
 means are taken by :func:`~vqstudio.audio.metrics.aggregate`; codebook entropy and usage are over
 the codes of all clips. The comb is also summed up as the worst clip's audible comb
 (``comb_audible_worst_db``, :func:`~vqstudio.audio.distortion.worst_audible_comb`): a mean of the
@@ -25,6 +26,7 @@ import torch
 
 from vqstudio.audio import distortion, metrics
 from vqstudio.audio.io import read_audio
+from vqstudio.audio.speech_comb import speech_comb
 from vqstudio.config import Config
 from vqstudio.errors import CheckpointError, UserError
 from vqstudio.experiments.checkpoint_ref import CheckpointRef
@@ -54,8 +56,12 @@ def evaluate_on_corpus(model: torch.nn.Module, config: Config, files: Sequence[A
             recon = post(recon, sr)
         row = metrics.evaluate_pair(wave, recon, sr)
         row.update(distortion.distortion_figures(wave, recon, sr, config.model.hop))
+        row["speech_comb_db"] = speech_comb(wave, recon, sr, config.model.hop).excess_db
         if mos:
-            row["dnsmos_background"] = distortion.dnsmos(recon, sr).background
+            scores = distortion.dnsmos(recon, sr)
+            row["dnsmos_background"] = scores.background
+            row["dnsmos_signal"] = scores.signal
+            row["dnsmos_overall"] = scores.overall
         rows.append(row)
         all_codes.append(codes)
     summary = metrics.aggregate(rows)
