@@ -57,6 +57,7 @@ def test_terms_are_named_scalars_and_parts_are_unweighted():
     assert names == [
         "waveform_mse", "codebook", "commitment",
         "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft", "low_band_si_sdr",
+        "phase_advance",
     ]
     assert suite.logged_parts() == ["mrstft/sc", "mrstft/logmag", "mel/tanh_saturation"]
     assert list(terms) == names + suite.logged_parts()

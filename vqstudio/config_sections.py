@@ -95,7 +95,7 @@ class LossConfig:
         """Every loss term name this configuration produces, in display order."""
         names = ["waveform_mse", "codebook", "commitment"]
         names += [f"mel_l1/{n}" for n in self.mel_scales]
-        names += ["mrstft", "complex_stft", "low_band_si_sdr"]
+        names += ["mrstft", "complex_stft", "low_band_si_sdr", "phase_advance"]
         if self.adversarial:
             names += ["adversarial", "feature_matching"]
         return names
@@ -114,6 +114,7 @@ DEFAULT_WEIGHTS = {
     "mrstft": 1.0,
     "complex_stft": 0.0,  # off unless a preset asks: older runs keep their losses
     "low_band_si_sdr": 0.0,  # likewise
+    "phase_advance": 0.0,  # likewise
     "adversarial": 1.0,
     "feature_matching": 2.0,
 }

@@ -13,6 +13,8 @@ a flat dict keyed by the names in ``config.loss.term_names()``:
 - ``low_band_si_sdr``         phase-aware in the loud band: the SI-SDR below ``loss.low_band_hz``
                               as a loss, ``10 log10(1 + 10^(-SI-SDR / 10))`` dB
                               (:mod:`vqstudio.train.low_band_loss`)
+- ``phase_advance``           the frame-to-frame phase advance at the ISTFT head's own STFT
+                              (:mod:`vqstudio.train.phase_advance_loss`)
 - ``adversarial``, ``feature_matching``  only when ``config.loss.adversarial`` is on
 
 plus logged parts that carry no weight: ``mrstft/sc``, ``mrstft/logmag`` (so ``mrstft`` is their
@@ -37,6 +39,7 @@ from vqstudio.config import Config
 from vqstudio.errors import ConfigError
 from vqstudio.train.complex_spectrum_loss import CompressedComplexLoss
 from vqstudio.train.low_band_loss import LowBandSiSdrLoss
+from vqstudio.train.phase_advance_loss import PhaseAdvanceLoss
 from vqstudio.train.spectrum_terms import spectrum_pass, spectrum_terms
 from vqstudio.train.discriminators import (
     Discriminators,
@@ -199,12 +202,13 @@ class LossSuite(nn.Module):
             loss.mrstft_fft_sizes, loss.mrstft_hops, loss.mrstft_win_lengths, loss.complex_stft_power
         )
         self.low_band = LowBandSiSdrLoss(config.model.sample_rate, loss.low_band_hz)
+        self.phase_advance = PhaseAdvanceLoss(config.model.n_fft, config.model.hop, config.model.window)
         self.discriminators = (
             Discriminators(loss.discriminator_periods, loss.discriminator_fft_sizes)
             if loss.adversarial
             else None
         )
-        ffts = list(loss.mel_scales) + list(loss.mrstft_fft_sizes)
+        ffts = list(loss.mel_scales) + list(loss.mrstft_fft_sizes) + [config.model.n_fft]
         ffts += list(loss.discriminator_fft_sizes) if loss.adversarial else []
         # torch.stft's reflect padding needs more than n_fft // 2 samples.
         self.min_samples = max(ffts, default=0) // 2 + 1
@@ -254,6 +258,8 @@ class LossSuite(nn.Module):
                     terms["complex_stft"] = complex_value
             if "low_band_si_sdr" not in skip:
                 terms["low_band_si_sdr"] = self.low_band(fake32, real32)
+            if "phase_advance" not in skip:
+                terms["phase_advance"] = self.phase_advance(fake32, real32, spectra)
             terms.update(parts)
         if self.discriminators is not None and not {"adversarial", "feature_matching"} <= set(skip):
             with _frozen(self.discriminators):

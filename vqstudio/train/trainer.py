@@ -51,7 +51,8 @@ from vqstudio.train.state import copied, load_trainer_state, trainer_state
 __all__ = ["Trainer", "StepReport", "pick_device", "cap_cpu_threads"]
 
 # Terms whose cost is not trivial: left out of the graph while weighted 0 (see Trainer.step).
-COSTLY_TERMS = ("mel_l1/", "mrstft", "complex_stft", "low_band_si_sdr", "adversarial", "feature_matching")
+COSTLY_TERMS = ("mel_l1/", "mrstft", "complex_stft", "low_band_si_sdr", "phase_advance", "adversarial",
+                "feature_matching")
 
 
 def _one_line(exc: BaseException) -> str:
