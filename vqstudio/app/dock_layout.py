@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from vqstudio.app.panels import PANELS, PanelSpec
 
-SETTINGS_VERSION = 4  # bump when the dock layout changes: older saved states are then ignored
+SETTINGS_VERSION = 5  # bump when the dock layout changes: older saved states are then ignored
 DEFAULT_SIZE = (1560, 960)
 
 
@@ -53,14 +53,16 @@ def arrange_default(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
 def default_proportions(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
     """Dock sizes of the default layout (only take once the window has its size)."""
     width, height = window.width(), window.height()
-    window.resizeDocks([d["runs"], d["compare"]], [int(width * 0.35), int(width * 0.65)],
-                       Qt.Orientation.Horizontal)
-    window.resizeDocks([d["runs"]], [int(height * 0.18)], Qt.Orientation.Vertical)
+    # The findings need room to be read: at 1600 x 1000 a third of the bottom row and a quarter
+    # of the height (with 18 % and what Compare left, a finding's text scrolled after two lines).
+    window.resizeDocks([d["runs"], d["compare"], d["diagnosis"]],
+                       [int(width * 0.22), int(width * 0.40), int(width * 0.38)], Qt.Orientation.Horizontal)
     window.resizeDocks([d["losses"], d["spectrograms"]], [width // 2, width // 2], Qt.Orientation.Horizontal)
     window.resizeDocks([d["losses"], d["weights"]], [int(height * 0.64), int(height * 0.36)],
                        Qt.Orientation.Vertical)
     window.resizeDocks([d["spectrograms"], d["codebooks"], d["audition"]],
                        [int(height * 0.37), int(height * 0.33), int(height * 0.30)], Qt.Orientation.Vertical)
+    window.resizeDocks([d["runs"]], [int(height * 0.25)], Qt.Orientation.Vertical)  # last: the rows above yield
 
 
 def reset_layout(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:

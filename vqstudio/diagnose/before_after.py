@@ -21,14 +21,17 @@ import numpy as np
 
 from vqstudio.audio.distortion import distortion_figures
 from vqstudio.audio.metrics import mel_distance, si_sdr_db
+from vqstudio.audio.speech_comb import speech_comb
 from vqstudio.diagnose.findings import Diagnosis, Finding, Remedy
 
 # (key, label, lower is better)
 FIGURES = (("mel_distance", "mel distance", True), ("si_sdr_db", "SI-SDR dB", False),
-           ("pause_floor_dbfs", "floor in pauses dBFS", True), ("comb_db", "frame-rate comb dB", True))
+           ("pause_floor_dbfs", "floor in pauses dBFS", True), ("comb_db", "frame-rate comb dB", True),
+           ("speech_comb_db", "comb under speech |dB|", True))
 # A move smaller than this is not called better or worse: the figures of one model wobble this
 # much between neighbouring steps on a few clips (mel distance: a share of its value; the rest dB).
-SAME_WITHIN = {"mel_distance": 0.01, "si_sdr_db": 0.5, "pause_floor_dbfs": 1.0, "comb_db": 1.0}
+SAME_WITHIN = {"mel_distance": 0.01, "si_sdr_db": 0.5, "pause_floor_dbfs": 1.0, "comb_db": 1.0,
+               "speech_comb_db": 1.0}
 VERDICTS = ("gone", "better", "still", "worse", "new")
 
 
@@ -80,6 +83,9 @@ def figures(diagnosis: Diagnosis, hop: int) -> dict[str, float]:
             out["pause_floor_dbfs"].append(clip["pause_floor_dbfs"])
         if math.isfinite(clip["comb_audible_db"]):
             out["comb_db"].append(clip["comb_audible_db"])
+        speech = speech_comb(original, recon, sr, hop).excess_db
+        if math.isfinite(speech):  # lines and notches alike: how far from the original's grid
+            out["speech_comb_db"].append(abs(speech))
     return {k: float(np.mean(v)) if v else math.nan for k, v in out.items()}
 
 
