@@ -15,8 +15,8 @@ from test_losses import sine_and_noise
 
 T = 8192
 AT_OUTPUT = ["waveform_mse", "mel_l1/512", "mel_l1/1024", "mel_l1/2048", "mrstft", "complex_stft",
-             "low_band_si_sdr"]
-OFF_BY_DEFAULT = {"complex_stft": 1.0, "low_band_si_sdr": 1.0}
+             "low_band_si_sdr", "phase_advance"]
+OFF_BY_DEFAULT = {"complex_stft": 1.0, "low_band_si_sdr": 1.0, "phase_advance": 1.0}
 
 
 class TinyCodec(nn.Module):
