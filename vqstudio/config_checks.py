@@ -14,6 +14,7 @@ from vqstudio.config_sections import (
     MEL_NORMS,
     MEL_SCALES,
     PADDINGS,
+    PHASE_PRIORS,
     SCHEDULES,
     WINDOWS,
 )
@@ -75,6 +76,7 @@ def check_config(config, source: str = "configuration") -> None:
     check_quantizer(m, bad)
     choice(source, "model.window", m.window, WINDOWS)
     choice(source, "model.padding", m.padding, PADDINGS)
+    choice(source, "model.phase_prior", m.phase_prior, PHASE_PRIORS)
     choice(source, "loss.mel_norm", l.mel_norm, MEL_NORMS)
     choice(source, "loss.mel_scale", l.mel_scale, MEL_SCALES)
     choice(source, "loss.balancer", l.balancer, BALANCERS)

@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.gradient_estimator": GRADIENT_ESTIMATORS,
     "model.window": sections.WINDOWS,
     "model.padding": sections.PADDINGS,
+    "model.phase_prior": sections.PHASE_PRIORS,
     "loss.mel_norm": sections.MEL_NORMS,
     "loss.mel_scale": sections.MEL_SCALES,
     "loss.balancer": sections.BALANCERS,

@@ -11,6 +11,7 @@ MEL_NORMS = ("log", "tanh", "minmax")
 MEL_SCALES = ("slaney", "htk")
 WINDOWS = ("hann", "hamming", "blackman", "rect")
 PADDINGS = ("center", "same")
+PHASE_PRIORS = ("none", "advance")
 SCHEDULES = ("constant", "cosine", "exponential")
 BALANCERS = ("static", "shares")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -66,6 +67,9 @@ class ModelConfig:
     window: str = "hann"
     padding: str = "center"
     log_magnitude_clip: float = 4.6  # exp(4.6) ~ 100: the ISTFT head's magnitude ceiling
+    # "advance": the head's phase is relative to each bin's own advance from frame to frame (a
+    # constant output is a steady tone, not a pulse per frame: no comb at the frame rate)
+    phase_prior: str = "none"
 
 
 @dataclass

@@ -72,7 +72,7 @@ class Decoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(dim)
         stft = StftParams(config.n_fft, config.hop, window=config.window, padding=config.padding)
-        self.head = ISTFTHead(dim, stft, config.log_magnitude_clip)
+        self.head = ISTFTHead(dim, stft, config.log_magnitude_clip, config.phase_prior)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.embed(latent).transpose(1, 2)).transpose(1, 2)  # [B, dim, N]

@@ -1,13 +1,16 @@
 """Output heads: frame features -> waveform.
 
 :class:`ISTFTHead` predicts a log-magnitude and a phase per frequency bin and frame, builds the
-complex spectrum and inverts it with the project's one STFT object
+complex spectrum (the phase, with ``model.phase_prior = "advance"``, relative to each bin's steady
+advance: :func:`bin_advance`) and inverts it with the project's one STFT object
 (:class:`vqstudio.audio.spectral.StftParams`), so synthesis can never drift from the analysis the
 losses use. All of it runs in float32, even under autocast: the exponential and the overlap-add
 are where bf16 would be audible.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -24,10 +27,11 @@ class ISTFTHead(nn.Module):
     projection is a kernel-2 convolution that mixes those two neighbours.
     """
 
-    def __init__(self, dim: int, stft: StftParams, log_magnitude_clip: float):
+    def __init__(self, dim: int, stft: StftParams, log_magnitude_clip: float, phase_prior: str = "none"):
         super().__init__()
         self.stft = stft
         self.log_magnitude_clip = log_magnitude_clip
+        self.phase_prior = phase_prior
         kernel = 2 if stft.padding == "center" else 1
         self.proj = nn.Conv1d(dim, 2 * stft.n_bins, kernel, padding=kernel - 1)
 
@@ -36,6 +40,23 @@ class ISTFTHead(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             logmag, phase = self.proj(x.float()).chunk(2, dim=1)  # [B, n_bins, frames] each
             magnitude = torch.exp(logmag.clamp(max=self.log_magnitude_clip))
+            if self.phase_prior == "advance":
+                phase = phase + bin_advance(self.stft, phase.shape[-1], phase.device)
             spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
             wave = self.stft.istft(spec, n * self.stft.hop)
         return wave.unsqueeze(1)
+
+
+def bin_advance(stft: StftParams, frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``[n_bins, frames]``: the phase (in ``[0, 2 pi)``) a steady tone at each bin's centre
+    frequency has in frame ``t``, its frame-local phase advancing ``2 pi k hop / n_fft`` a hop.
+
+    Added to the head's own phase output (``model.phase_prior = "advance"``) it makes an output
+    that is constant from frame to frame a sum of steady tones; without it (``"none"``) a
+    constant output puts every bin in phase at each frame's centre, a pulse per hop: the comb at
+    the frame rate over the voice (:mod:`vqstudio.audio.speech_comb`). Computed as ``k t hop``
+    modulo ``n_fft`` in integers, so it is exact however long the clip."""
+    k = torch.arange(stft.n_bins, device=device, dtype=torch.int64)[:, None]
+    t = torch.arange(frames, device=device, dtype=torch.int64)[None, :]
+    turns = (k * t * stft.hop) % stft.n_fft
+    return turns.to(torch.float32) * (2.0 * math.pi / stft.n_fft)
