@@ -101,11 +101,14 @@ def test_the_diagnosis_names_a_buzz_over_the_voice_and_stays_quiet_on_a_clean_co
     assert finding.title.startswith("A buzz over the voice") and "k x 100 Hz" in finding.title
     assert finding.evidence["excess_db"] > SPEECH_COMB_BAD_DB
     assert finding.listen.clip == "speech-05" and finding.listen.stop - finding.listen.start == 1.0
-    (fix,) = finding.remedies
-    assert fix.setting == "loss.weights.phase_advance" and fix.value == 1.0 and fix.live
-    weighted = _subject(speech, _zero_phase(speech, 2 * HOP))
-    weighted.config = weighted.config.with_overrides({"loss.weights.phase_advance": 1.0})
-    assert check(weighted)[0].remedies == ()  # already on: nothing left to propose
+    prior, weight = finding.remedies
+    assert (prior.setting, prior.value, prior.live) == ("model.phase_prior", "advance", False)
+    assert "fork" in prior.reason
+    assert (weight.setting, weight.value, weight.live) == ("loss.weights.phase_advance", 1.0, True)
+    tried = _subject(speech, _zero_phase(speech, 2 * HOP))
+    tried.config = tried.config.with_overrides({"loss.weights.phase_advance": 1.0,
+                                                "model.phase_prior": "advance"})
+    assert check(tried)[0].remedies == ()  # both on already: nothing left to propose
     hiss = np.random.default_rng(1).standard_normal(len(speech)).astype(np.float32) * 1e-3
     for recon in (speech, speech + hiss):
         assert check(_subject(speech, recon)) == []
