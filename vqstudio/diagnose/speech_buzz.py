@@ -27,8 +27,9 @@ def _remedies(subject: Subject) -> tuple:
     seed-3 run at step 400 trained 200 steps (``vqstudio diagnose --verify
     model.phase_prior=advance``, against the no-change control of the same steps): speech comb
     -2.2 against +11.8 dB, mel 0.969 vs 0.936, floor -98.5 vs -97.5 dBFS, SI-SDR -5.14 vs -0.83 dB,
-    DNSMOS background 3.82 vs 3.93, signal 2.36 vs 2.44; from scratch it trained far worse (mel
-    1.45 / 2.39 at seeds 0 / 3). ``phase_advance`` lowers the comb, not removes it. On seed-fixed (n_fft = 2 x hop), from scratch, 400 steps,
+    DNSMOS background 3.82 vs 3.93, signal 2.36 vs 2.44; the seed-0 run the same way (``--verify
+    speech_comb --control``): -0.6 vs +10.6 dB, SI-SDR -6.57 vs -0.98, background 3.40 vs 3.95,
+    signal 1.96 vs 2.42. From scratch it trained far worse (mel 1.45 / 2.39 at seeds 0 / 3). ``phase_advance`` lowers the comb, not removes it. On seed-fixed (n_fft = 2 x hop), from scratch, 400 steps,
     seeds 0/1/3 (``benchmarks/quantizers.py --runs``, speech files): +10.3/+9.7/+8.2 ->
     +7.9/+6.9/+6.2 dB, DNSMOS signal 2.11/2.18/2.24 -> 2.08/2.07/2.45, background 3.74/3.70/3.84
     -> 3.81/3.62/3.70; as a fork of the seed-3 run at step 400, 200 steps more with a control
@@ -39,10 +40,11 @@ def _remedies(subject: Subject) -> tuple:
     if subject.config.model.phase_prior == "none":
         out.append(remedy("model.phase_prior", "advance",
                           "the head's phase becomes relative to each bin's steady advance, so what "
-                          "it has learned plays as steady tones instead of a pulse per frame; as a "
-                          "fork of a trained seed-fixed run it took the comb from +12 to -2 dB "
-                          "(SI-SDR 4 dB lower, DNSMOS signal no better); from scratch it trains "
-                          "worse: fork a trained run"))
+                          "it has learned plays as steady tones instead of a pulse per frame; as "
+                          "forks of trained seed-fixed runs it took the comb to about 0 dB (from "
+                          "+11 / +12 in the controls) but cost 4-6 dB of SI-SDR and DNSMOS scores "
+                          "(one seed: background 3.95 -> 3.40): compare by ear; from scratch it "
+                          "trains worse, so fork a trained run"))
     if subject.config.loss.resolved_weights().get("phase_advance", 0.0) == 0.0:
         out.append(remedy("loss.weights.phase_advance", 1.0,
                           "asks every bin's phase to move from frame to frame as the original's "
