@@ -97,7 +97,7 @@ def test_noise_floor_quiet_on_a_clean_reconstruction(clean):
 def word_tails(x: np.ndarray, i: int, dbfs: float = -45.0) -> np.ndarray:
     """Each burst's end smeared 40-80 ms into the pause (noise fading out): deeper in, clean."""
     frame = SR // 50
-    _, frames, silent = distortion._silent_frames(x, SR, distortion.SILENCE_DBFS, 20.0)
+    _, frames, silent = distortion.silent_frames(x, SR, distortion.SILENCE_DBFS, 20.0)
     out = x.astype(np.float64).copy()
     rng = np.random.default_rng(i)
     for k in np.flatnonzero(silent[1:] & ~silent[:-1]) + 1:

@@ -54,7 +54,7 @@ def test_silence_floor_reads_the_hiss_level_overall_and_per_band(speech):
 def test_silence_floor_keeps_word_edges_apart_and_says_when_there_is_no_silence(speech):
     # A decaying tail right after every word is counted at the edge, not in the floor.
     frame = SR // 50
-    _, frames, silent = distortion._silent_frames(speech, SR, distortion.SILENCE_DBFS, 20.0)
+    _, frames, silent = distortion.silent_frames(speech, SR, distortion.SILENCE_DBFS, 20.0)
     tails = np.zeros(len(speech))
     for i in np.flatnonzero(silent[1:] & ~silent[:-1]) + 1:
         tails[i * frame : (i + 1) * frame] = _hiss(frame, -40.0, seed=int(i))
@@ -70,7 +70,7 @@ def test_silence_floor_tells_smeared_word_tails_from_a_carpet(speech):
     # Tails 40-80 ms after each word (past the guard, within NEAR_SOUND_MS): all of the floor is
     # near sound and the pauses' depths stay silent; a carpet is as loud far from sound as near.
     frame = SR // 50
-    _, frames, silent = distortion._silent_frames(speech, SR, distortion.SILENCE_DBFS, 20.0)
+    _, frames, silent = distortion.silent_frames(speech, SR, distortion.SILENCE_DBFS, 20.0)
     tails = np.zeros(len(speech))
     for i in np.flatnonzero(silent[1:] & ~silent[:-1]) + 1:
         part = tails[(i + 1) * frame : (i + 4) * frame]

@@ -12,7 +12,7 @@ import pytest
 from scipy import signal
 
 from helpers import REPO
-from vqstudio.audio.distortion import SILENCE_DBFS
+from vqstudio.audio.distortion import SILENCE_DBFS, silent_frames
 from vqstudio.audio.io import read_audio
 from vqstudio.audio.speech_comb import SPEECH_COMB_DB, speech_comb
 
@@ -27,10 +27,8 @@ def speech():
 
 def _sounding(wave: np.ndarray) -> np.ndarray:
     """1 where a 20 ms frame of ``wave`` is louder than the silence line, per sample."""
-    frame = SR // 50
-    n = len(wave) // frame
-    power = np.mean(wave[: n * frame].reshape(n, frame) ** 2, axis=1)
-    gate = np.repeat(10 * np.log10(power + 1e-20) >= SILENCE_DBFS, frame).astype(float)
+    frame, _, silent = silent_frames(wave, SR, SILENCE_DBFS, 20.0)
+    gate = np.repeat(~silent, frame).astype(float)
     return np.pad(gate, (0, len(wave) - len(gate)))
 
 

@@ -53,8 +53,9 @@ def arrange_default(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
 def default_proportions(window: QMainWindow, d: dict[str, QDockWidget]) -> None:
     """Dock sizes of the default layout (only take once the window has its size)."""
     width, height = window.width(), window.height()
-    # The findings need room to be read: at 1600 x 1000 a third of the bottom row and a quarter
-    # of the height (with 18 % and what Compare left, a finding's text scrolled after two lines).
+    # The findings need room to be read: 38 % of the bottom row (it had what Compare left, and a
+    # finding's text scrolled after two lines), and a quarter of the height where the panels
+    # above can give it (at 1600 x 1000 their minimum heights keep the row at ~17 %).
     window.resizeDocks([d["runs"], d["compare"], d["diagnosis"]],
                        [int(width * 0.22), int(width * 0.40), int(width * 0.38)], Qt.Orientation.Horizontal)
     window.resizeDocks([d["losses"], d["spectrograms"]], [width // 2, width // 2], Qt.Orientation.Horizontal)

@@ -53,7 +53,7 @@ def _db(power: float) -> float:
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
-def _silent_frames(ref: np.ndarray, sample_rate: int, silence_dbfs: float, frame_ms: float):
+def silent_frames(ref: np.ndarray, sample_rate: int, silence_dbfs: float, frame_ms: float):
     """(frame length, frame count, ``[frames]`` bool mask of frames quieter than the threshold)."""
     frame = max(1, int(round(sample_rate * frame_ms / 1000.0)))
     frames = len(ref) // frame
@@ -143,7 +143,7 @@ def silence_floor(
     floor (dither, room noise) is the least a codec can be asked for.
     """
     ref, est = match_lengths(reference, estimate)
-    frame, frames, silent = _silent_frames(ref, sample_rate, silence_dbfs, frame_ms)
+    frame, frames, silent = silent_frames(ref, sample_rate, silence_dbfs, frame_ms)
     seconds = frames * frame / sample_rate
     empty = {name: math.nan for name in band_names(edges)}
     measured = _trim_runs(silent, guard_frames)
@@ -256,7 +256,7 @@ def frame_rate_comb(
     """
     ref, est = match_lengths(reference, estimate)
     f0 = sample_rate / hop
-    frame, frames, silent = _silent_frames(ref, sample_rate, quiet_dbfs, frame_ms)
+    frame, frames, silent = silent_frames(ref, sample_rate, quiet_dbfs, frame_ms)
     gate = _quiet_gate(silent, frame, len(ref), ramp=max(1, frame // 4))
     quiet_seconds = float(gate.sum()) / sample_rate
     nperseg = comb_segment(sample_rate, f0)

@@ -31,7 +31,7 @@ from vqstudio.audio.distortion import (
     COMB_MAX_HZ,
     FRAME_MS,
     SILENCE_DBFS,
-    _silent_frames,
+    silent_frames,
     comb_segment,
     harmonic_peaks,
 )
@@ -72,7 +72,7 @@ def speech_comb(reference: Any, estimate: Any, sample_rate: int, hop: int,
     is louder than ``sound_dbfs``, of ``estimate`` and of ``reference`` (see the module)."""
     ref, est = match_lengths(reference, estimate)
     f0 = sample_rate / hop
-    frame, frames, silent = _silent_frames(ref, sample_rate, sound_dbfs, frame_ms)
+    frame, frames, silent = silent_frames(ref, sample_rate, sound_dbfs, frame_ms)
     sounding = np.repeat(~silent, frame)
     nperseg = comb_segment(sample_rate, f0)
     top = min(max_hz, sample_rate / 2 - f0 / 2)

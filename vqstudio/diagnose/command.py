@@ -61,13 +61,10 @@ def run(args) -> int:
     ref = args.run if args.checkpoint is None else f"{args.run}:{args.checkpoint}"
     if args.checkpoint is not None and not Path(args.run).is_dir():
         raise UserError(f"{args.run}: no such run folder", "check the path (a folder holding config.toml)")
-    clips = None
-    if args.data is not None or args.split != "validation" or args.match:
-        from vqstudio.diagnose.runner import validation_files
-        from vqstudio.experiments.checkpoint_ref import resolve_ref
+    from vqstudio.diagnose.runner import clip_files
+    from vqstudio.experiments.checkpoint_ref import resolve_ref
 
-        clips = validation_files(resolve_ref(ref).config, args.data, args.split,
-                                 args.match)[: args.clips]
+    clips = clip_files(resolve_ref(ref).config, args.data, args.split, args.match)[: args.clips]
     if args.verify:
         return _verify(ref, args)
     if args.control or args.control_fork:

@@ -78,7 +78,7 @@ def istft(subject: Subject) -> list[Finding]:
             explanation="With little overlap each output sample rests on few frames, so a jump from "
                         "one frame to the next is heard (a buzz at the frame rate).",
             evidence=settings,
-            remedies=(remedy("model.n_fft", max(MIN_OVERLAP, 2) * m.hop,
+            remedies=(remedy("model.n_fft", MIN_OVERLAP * m.hop,
                              "two frames over every sample, a COLA Hann overlap"),),
         ))
     try:

@@ -109,7 +109,7 @@ def _clips(clips, config: Config, data: str | None, max_seconds: float | None, m
     """``(name, wave [T] float32, source)`` for each clip."""
     sr = config.model.sample_rate
     if clips is None:
-        clips = validation_files(config, data)[:max_clips]
+        clips = clip_files(config, data)[:max_clips]
     out = []
     for i, clip in enumerate(clips):
         if isinstance(clip, tuple):
@@ -129,7 +129,7 @@ def _clips(clips, config: Config, data: str | None, max_seconds: float | None, m
     return out
 
 
-def validation_files(config: Config, data: str | None, split: str = "validation",
+def clip_files(config: Config, data: str | None, split: str = "validation",
                      match: str | None = None) -> list[str]:
     """The files of ``data`` (or of the run's corpus; the demo corpus if it has none) to diagnose:
     its validation split by default, ``split`` ``all`` or ``training`` otherwise, and of those the

@@ -5,7 +5,8 @@ The pause checks (``background.py``) cannot see it: a model can be silent in the
 lay lines at ``k * sample_rate / hop`` over every voiced sound, in place of the original's gliding
 harmonics, when its ISTFT head's phase does not advance from frame to frame as the sound's does:
 each frame then adds a pulse at its centre (a buzz, the lines stand out) or cancels its neighbour
-(notches on the grid). Its one remedy lowers it without removing it (:func:`_remedies`).
+(notches on the grid). Its remedies (:func:`_remedies`): the head's phase made relative to each
+bin's advance, as a fork (removes it, at a cost), and the ``phase_advance`` term (lowers it).
 Resynthesizing the original's own magnitudes with zero phase gives +13.5 dB
 at n_fft = 2 x hop and +9.4 dB at 4 x hop (``tests/test_speech_comb.py``).
 """

@@ -110,7 +110,8 @@ def default_fork_dir(run: str | Path, remedy: Remedy | None) -> Path:
 
 def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | None = None,
            control: bool = False, control_dir: str | Path | None = None, data: str | None = None,
-           split: str = "validation", match: str | None = None, max_seconds: float = 10.0, max_clips: int = 3, mos: bool = False,
+           split: str = "validation", match: str | None = None, max_seconds: float = 10.0,
+           max_clips: int = 3, mos: bool = False,
            before: Diagnosis | None = None, progress: Progress | None = None) -> Verification:
     """Fork ``run`` (``RUN[:STEP|:best]``) with the remedy, train ``steps`` steps, diagnose both;
     with ``control``, also a fork with no change trained as long, diagnosed on the same clips.
@@ -118,7 +119,7 @@ def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | Non
     ``before`` is the parent's diagnosis if already made (the panel has one). ``progress`` is
     updated as it goes and can cancel it (see :class:`Progress`).
     """
-    from vqstudio.diagnose.runner import diagnose, validation_files
+    from vqstudio.diagnose.runner import diagnose, clip_files
     from vqstudio.experiments.checkpoint_ref import resolve_ref
 
     if steps < 1:
@@ -126,7 +127,7 @@ def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | Non
     progress = progress or Progress()
     began = time.perf_counter()
     ref = resolve_ref(run)
-    clips = validation_files(ref.config, data, split, match)[:max_clips]
+    clips = clip_files(ref.config, data, split, match)[:max_clips]
     if before is None:
         progress.phase = "diagnosing the parent"
         before = diagnose(run, clips, max_seconds=max_seconds, max_clips=max_clips, mos=mos)
