@@ -85,7 +85,7 @@ def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_pat
     fork, control, out = tmp_path / "fork", tmp_path / "control", tmp_path / "v.json"
     report = tmp_path / "v.html"
     result = run_cli("diagnose", "--run", str(run), "--data", str(corpus), "--verify",
-                     "loss.weights.mrstft=2.0", "--steps", "2", "--fork", str(fork), "--control",
+                     "loss.weights.mrstft=2.0", "--verify", "loss.weights.waveform_mse=0.5", "--steps", "2", "--fork", str(fork), "--control",
                      "--control-fork", str(control), "--json", str(out), "--report", str(report),
                      "--max-seconds", "1", timeout=300)
     assert result.returncode == 0, result.stderr
@@ -95,7 +95,7 @@ def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_pat
     assert "the change beyond the extra steps (control -> after):" in text
     v = json.loads(out.read_text())
     assert v["before"]["step"] == 8 and v["after"]["step"] == 10 and v["control"]["step"] == 10
-    assert v["remedy"]["set"] == "loss.weights.mrstft=2.0"
+    assert v["remedy"]["set"] == "loss.weights.mrstft=2.0 --set loss.weights.waveform_mse=0.5"  # together
     assert set(v["figures"]) == {"before", "after", "control"}
     assert {"id", "cells", "verdicts", "change"} <= set(v["findings"][0])
     assert sum(v["tally"].values()) == len({f["id"] for f in v["before"]["findings"] + v["after"]["findings"]})
@@ -105,7 +105,9 @@ def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_pat
                  "diagnosing the fork", "training the control fork (control): step 2 of 2",
                  "diagnosing the control fork"):
         assert line in lines, (line, lines)
-    assert "[forked_from]" in (fork / "config.toml").read_text()
+    fork_config = (fork / "config.toml").read_text()
+    assert "[forked_from]" in fork_config
+    assert re.search(r"^mrstft = 2\.0$", fork_config, re.M) and re.search(r"^waveform_mse = 0\.5$", fork_config, re.M)
     control_config = (control / "config.toml").read_text()
     assert "[forked_from]" in control_config and "mrstft" not in control_config.split("[forked_from]")[1]
     assert (control / "checkpoints" / "step-00000010.pt").exists()
@@ -120,6 +122,8 @@ def test_verify_forks_trains_and_shows_before_after_and_control(trained, tmp_pat
     (["--run", "{run}", "--clips", "0"], "--clips"),
     (["--run", "{run}", "--data", "{corpus}", "--verify", "no_such_finding", "--steps", "1"], "no_such_finding"),
     (["--run", "{run}", "--control"], "--control needs --verify"),
+    (["--run", "{run}", "--data", "{corpus}", "--verify", "noise_floor", "--verify", "loss.weights.mrstft=2",
+      "--steps", "1"], "combined only as setting=value"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(trained, tmp_path, args, words):
     run, corpus = trained

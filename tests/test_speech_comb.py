@@ -35,7 +35,7 @@ def _sounding(wave: np.ndarray) -> np.ndarray:
 def test_a_faithful_copy_adds_nothing(speech):
     comb = speech_comb(speech, speech, SR, HOP)
     assert comb.reason == "" and comb.excess_db == 0.0
-    assert comb.frame_rate == 100.0 and comb.sounding_seconds > 5.0
+    assert (comb.grid, comb.grid_hz) == ("frame rate", 100.0) and comb.sounding_seconds > 5.0
     assert abs(comb.reference_median_db) < 3.0  # speech's own harmonics glide off the grid
 
 
@@ -55,6 +55,24 @@ def test_frames_whose_phase_does_not_advance_lay_lines_over_the_voice(speech):
     pulses[::HOP] = 0.05
     quiet = speech + pulses * (1.0 - _sounding(speech))
     assert abs(speech_comb(speech, quiet, SR, HOP).excess_db) < 1.0
+
+
+def test_lines_on_the_bins_are_seen_when_the_heads_n_fft_is_given(speech):
+    """A head whose every bin plays a steady tone at its centre lays lines every sample_rate /
+    n_fft (50 Hz at n_fft 480), between the frame rate's multiples too: on the frame-rate grid
+    alone they read as little (its neighbours carry them as well), on the bins as a comb."""
+    t = np.arange(len(speech)) / SR
+    phases = np.random.default_rng(2).random(80) * 2 * np.pi
+    tones = sum(np.cos(2 * np.pi * 50 * k * t + phases[k]) for k in range(1, 80))
+    lined = speech + 0.01 * tones * _sounding(speech)
+    frame_rate_only = speech_comb(speech, lined, SR, HOP)
+    both = speech_comb(speech, lined, SR, HOP, 2 * HOP)
+    assert frame_rate_only.grid == "frame rate" and frame_rate_only.excess_db < SPEECH_COMB_DB
+    assert (both.grid, both.grid_hz) == ("bin spacing", 50.0) and both.excess_db > 2 * SPEECH_COMB_DB
+    # The frame rate's own comb is still the frame rate's when both grids are measured.
+    locked = speech_comb(speech, _zero_phase(speech, 2 * HOP), SR, HOP, 2 * HOP)
+    assert locked.grid == "frame rate" and locked.excess_db > 2 * SPEECH_COMB_DB
+    assert speech_comb(speech, speech, SR, HOP, 2 * HOP).excess_db == 0.0
 
 
 def test_notches_at_the_frame_rate_are_a_negative_excess_and_hiss_is_none(speech):
@@ -99,14 +117,11 @@ def test_the_diagnosis_names_a_buzz_over_the_voice_and_stays_quiet_on_a_clean_co
     assert finding.title.startswith("A buzz over the voice") and "k x 100 Hz" in finding.title
     assert finding.evidence["excess_db"] > SPEECH_COMB_BAD_DB
     assert finding.listen.clip == "speech-05" and finding.listen.stop - finding.listen.start == 1.0
-    prior, weight = finding.remedies
-    assert (prior.setting, prior.value, prior.live) == ("model.phase_prior", "advance", False)
-    assert "fork" in prior.reason
+    (weight,) = finding.remedies  # the advance prior only moves the lines onto the bins
     assert (weight.setting, weight.value, weight.live) == ("loss.weights.phase_advance", 1.0, True)
     tried = _subject(speech, _zero_phase(speech, 2 * HOP))
-    tried.config = tried.config.with_overrides({"loss.weights.phase_advance": 1.0,
-                                                "model.phase_prior": "advance"})
-    assert check(tried)[0].remedies == ()  # both on already: nothing left to propose
+    tried.config = tried.config.with_overrides({"loss.weights.phase_advance": 1.0})
+    assert check(tried)[0].remedies == ()  # on already: nothing left to propose
     hiss = np.random.default_rng(1).standard_normal(len(speech)).astype(np.float32) * 1e-3
     for recon in (speech, speech + hiss):
         assert check(_subject(speech, recon)) == []

@@ -77,6 +77,14 @@ def check_config(config, source: str = "configuration") -> None:
     choice(source, "model.window", m.window, WINDOWS)
     choice(source, "model.padding", m.padding, PADDINGS)
     choice(source, "model.phase_prior", m.phase_prior, PHASE_PRIORS)
+    if not (isinstance(m.integrate_from_hz, (int, float)) and 0 <= m.integrate_from_hz < m.sample_rate / 2):
+        bad(f"model.integrate_from_hz = {m.integrate_from_hz} must be at least 0 and under half the "
+            f"sample rate ({m.sample_rate / 2:g} Hz)",
+            "use 0 (every bin's phase integrated) or e.g. 700 (direct below, where speech's waveform lives)")
+    elif m.integrate_from_hz and m.phase_prior != "integrate":
+        bad(f"model.integrate_from_hz = {m.integrate_from_hz:g} does nothing with "
+            f"model.phase_prior = {m.phase_prior!r}",
+            'set model.phase_prior = "integrate" too, or integrate_from_hz = 0')
     choice(source, "loss.mel_norm", l.mel_norm, MEL_NORMS)
     choice(source, "loss.mel_scale", l.mel_scale, MEL_SCALES)
     choice(source, "loss.balancer", l.balancer, BALANCERS)

@@ -11,7 +11,7 @@ MEL_NORMS = ("log", "tanh", "minmax")
 MEL_SCALES = ("slaney", "htk")
 WINDOWS = ("hann", "hamming", "blackman", "rect")
 PADDINGS = ("center", "same")
-PHASE_PRIORS = ("none", "advance")
+PHASE_PRIORS = ("none", "advance", "integrate")
 SCHEDULES = ("constant", "cosine", "exponential")
 BALANCERS = ("static", "shares")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -68,8 +68,11 @@ class ModelConfig:
     padding: str = "center"
     log_magnitude_clip: float = 4.6  # exp(4.6) ~ 100: the ISTFT head's magnitude ceiling
     # "advance": the head's phase is relative to each bin's own advance from frame to frame (a
-    # constant output is a steady tone, not a pulse per frame: no comb at the frame rate)
+    # constant output is a steady tone at the bin's centre, not a pulse per frame); "integrate":
+    # the head predicts the advance beyond the bin's and the phase is its sum over frames (a
+    # constant output is a steady tone at any frequency), for bins from integrate_from_hz up
     phase_prior: str = "none"
+    integrate_from_hz: float = 0.0  # below it, with "integrate", the head's phase is direct
 
 
 @dataclass

@@ -71,7 +71,7 @@ class Row:
         return {"id": self.id, "cells": self.cells, "verdicts": self.verdicts, "change": self.change}
 
 
-def figures(diagnosis: Diagnosis, hop: int) -> dict[str, float]:
+def figures(diagnosis: Diagnosis, hop: int, n_fft: int | None = None) -> dict[str, float]:
     """Headline figures over the diagnosed clips (means; floor and comb where measured), from
     :func:`vqstudio.audio.distortion.distortion_figures`, as ``vqstudio compare`` has them."""
     sr, out = diagnosis.sample_rate, {k: [] for k, _, _ in FIGURES}
@@ -83,7 +83,7 @@ def figures(diagnosis: Diagnosis, hop: int) -> dict[str, float]:
             out["pause_floor_dbfs"].append(clip["pause_floor_dbfs"])
         if math.isfinite(clip["comb_audible_db"]):
             out["comb_db"].append(clip["comb_audible_db"])
-        speech = speech_comb(original, recon, sr, hop).excess_db
+        speech = speech_comb(original, recon, sr, hop, n_fft).excess_db
         if math.isfinite(speech):  # lines and notches alike: how far from the original's grid
             out["speech_comb_db"].append(abs(speech))
     return {k: float(np.mean(v)) if v else math.nan for k, v in out.items()}

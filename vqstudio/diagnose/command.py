@@ -33,8 +33,9 @@ def add_arguments(p) -> None:
     p.add_argument("--report", default=None, help="write a self-contained HTML report here")
     p.add_argument("--max-seconds", type=float, default=10.0, help="of each clip, from its start")
     p.add_argument("--clips", type=int, default=3, help="at most this many clips")
-    p.add_argument("--verify", default=None, metavar="REMEDY",
-                   help="fork with this remedy (a finding id, ID#2 for its second, or setting=value), "
+    p.add_argument("--verify", default=None, metavar="REMEDY", action="append",
+                   help="fork with this remedy (a finding id, ID#2 for its second, or setting=value; "
+                        "several setting=value, each after its own --verify, change together), "
                         "train --steps, and diagnose parent and fork side by side")
     p.add_argument("--steps", type=int, default=100, help="with --verify: steps the fork trains")
     p.add_argument("--fork", default=None, help="with --verify: the fork's run folder "

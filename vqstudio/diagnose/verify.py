@@ -5,7 +5,8 @@ and fork on the same clips, and put the findings and the figures side by side
 ``vqstudio diagnose --run DIR --verify REMEDY --steps N [--fork NEW] [--control [--control-fork C]]
 [--report OUT.html]``, and the Diagnosis panel's Verify, both call :func:`verify`. ``REMEDY`` is a
 finding id of the parent's diagnosis (its first remedy; ``ID#2`` its second), or a
-``setting=value`` as ``--set`` takes it. The fork goes through
+``setting=value`` as ``--set`` takes it (several, ``--verify`` given once each, change together).
+The fork goes through
 :func:`vqstudio.experiments.fork.fork_run` (so it records its parent and what it carried over) and
 trains in this process with the run's own trainer; nothing is written into the parent.
 
@@ -68,17 +69,31 @@ class Progress:
         return self.phase
 
 
-def find_remedy(diagnosis: Diagnosis, text: str) -> Remedy:
-    """The remedy named by ``text``: ``ID`` or ``ID#k`` of a finding, or ``setting=value``."""
+def find_remedy(diagnosis: Diagnosis, text: str | list[str]) -> Remedy:
+    """The remedy named by ``text``: ``ID`` or ``ID#k`` of a finding, or ``setting=value``; a
+    list of several ``setting=value`` (``--verify`` given more than once) is one remedy that
+    changes them together, the first its own setting and the rest its ``also``."""
     from vqstudio.config import parse_override
     from vqstudio.diagnose.subject import remedy
 
-    if "=" in text:
-        try:
-            setting, value = parse_override(text)
-        except Exception as exc:  # noqa: BLE001 - the config's own message names the problem
-            raise UserError(f"--verify {text}: {exc}", "give a finding id or setting=value") from None
-        return remedy(setting, value, "asked for")
+    texts = [text] if isinstance(text, str) else list(text)
+    if len(texts) > 1 and not all("=" in t for t in texts):
+        ids = " ".join(t for t in texts if "=" not in t)
+        raise UserError(f"--verify {' --verify '.join(texts)}: several changes are combined only as "
+                        f"setting=value, and {ids} is a finding id",
+                        "give one finding id alone, or every change as setting=value")
+    if len(texts) == 1 and "=" not in texts[0]:
+        text = texts[0]
+    else:
+        changes = {}
+        for t in texts:
+            try:
+                setting, value = parse_override(t)
+            except Exception as exc:  # noqa: BLE001 - the config's own message names the problem
+                raise UserError(f"--verify {t}: {exc}", "give a finding id or setting=value") from None
+            changes[setting] = value
+        (setting, value), *also = changes.items()
+        return remedy(setting, value, "asked for", dict(also))
     fid, _, index = text.partition("#")
     finding = diagnosis.get(fid)
     if finding is None:
@@ -108,7 +123,7 @@ def default_fork_dir(run: str | Path, remedy: Remedy | None) -> Path:
     return path
 
 
-def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | None = None,
+def verify(run: str, remedy_text: str | list[str], steps: int, *, fork_dir: str | Path | None = None,
            control: bool = False, control_dir: str | Path | None = None, data: str | None = None,
            split: str = "validation", match: str | None = None, max_seconds: float = 10.0,
            max_clips: int = 3, mos: bool = False,
@@ -155,9 +170,9 @@ def verify(run: str, remedy_text: str, steps: int, *, fork_dir: str | Path | Non
         control_diagnosis = diagnosed["control"] = diagnose(control_fork, clips, max_seconds=max_seconds,
                                                             max_clips=max_clips, mos=mos)
     progress.phase = "done"
-    hop = ref.config.model.hop
+    hop, n_fft = ref.config.model.hop, ref.config.model.n_fft
     return Verification(chosen, run, fork_path, summary, before, after,
-                        {name: figures(d, hop) for name, d in diagnosed.items()},
+                        {name: figures(d, hop, n_fft) for name, d in diagnosed.items()},
                         time.perf_counter() - began, control_diagnosis, control_fork)
 
 

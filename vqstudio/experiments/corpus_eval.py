@@ -56,7 +56,7 @@ def evaluate_on_corpus(model: torch.nn.Module, config: Config, files: Sequence[A
             recon = post(recon, sr)
         row = metrics.evaluate_pair(wave, recon, sr)
         row.update(distortion.distortion_figures(wave, recon, sr, config.model.hop))
-        row["speech_comb_db"] = speech_comb(wave, recon, sr, config.model.hop).excess_db
+        row["speech_comb_db"] = speech_comb(wave, recon, sr, config.model.hop, config.model.n_fft).excess_db
         if mos:
             scores = distortion.dnsmos(recon, sr)
             row["dnsmos_background"] = scores.background

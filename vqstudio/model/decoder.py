@@ -13,7 +13,7 @@ from torch import nn
 
 from vqstudio.audio.spectral import StftParams
 from vqstudio.config import ModelConfig
-from vqstudio.model.heads import ISTFTHead
+from vqstudio.model.heads import ISTFTHead, integrate_from_bin
 
 
 class ConvNeXtBlock(nn.Module):
@@ -72,7 +72,8 @@ class Decoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(dim)
         stft = StftParams(config.n_fft, config.hop, window=config.window, padding=config.padding)
-        self.head = ISTFTHead(dim, stft, config.log_magnitude_clip, config.phase_prior)
+        self.head = ISTFTHead(dim, stft, config.log_magnitude_clip, config.phase_prior,
+                              integrate_from_bin(stft, config.sample_rate, config.integrate_from_hz))
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.embed(latent).transpose(1, 2)).transpose(1, 2)  # [B, dim, N]

@@ -2,7 +2,8 @@
 
 :class:`ISTFTHead` predicts a log-magnitude and a phase per frequency bin and frame, builds the
 complex spectrum (the phase, with ``model.phase_prior = "advance"``, relative to each bin's steady
-advance: :func:`bin_advance`) and inverts it with the project's one STFT object
+advance: :func:`bin_advance`; with ``"integrate"``, the sum of the predicted advance beyond it:
+:func:`integrate_phase`) and inverts it with the project's one STFT object
 (:class:`vqstudio.audio.spectral.StftParams`), so synthesis can never drift from the analysis the
 losses use. All of it runs in float32, even under autocast: the exponential and the overlap-add
 are where bf16 would be audible.
@@ -27,11 +28,13 @@ class ISTFTHead(nn.Module):
     projection is a kernel-2 convolution that mixes those two neighbours.
     """
 
-    def __init__(self, dim: int, stft: StftParams, log_magnitude_clip: float, phase_prior: str = "none"):
+    def __init__(self, dim: int, stft: StftParams, log_magnitude_clip: float, phase_prior: str = "none",
+                 integrate_from_bin: int = 0):
         super().__init__()
         self.stft = stft
         self.log_magnitude_clip = log_magnitude_clip
         self.phase_prior = phase_prior
+        self.integrate_from_bin = integrate_from_bin
         kernel = 2 if stft.padding == "center" else 1
         self.proj = nn.Conv1d(dim, 2 * stft.n_bins, kernel, padding=kernel - 1)
 
@@ -42,9 +45,37 @@ class ISTFTHead(nn.Module):
             magnitude = torch.exp(logmag.clamp(max=self.log_magnitude_clip))
             if self.phase_prior == "advance":
                 phase = phase + bin_advance(self.stft, phase.shape[-1], phase.device)
+            elif self.phase_prior == "integrate":
+                phase = integrate_phase(self.stft, phase, self.integrate_from_bin)
             spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
             wave = self.stft.istft(spec, n * self.stft.hop)
         return wave.unsqueeze(1)
+
+
+def integrate_phase(stft: StftParams, rate: torch.Tensor, from_bin: int = 0) -> torch.Tensor:
+    """``model.phase_prior = "integrate"``: the head's output read as each bin's phase advance a
+    hop beyond the bin's own (``rate [B, n_bins, frames]``, radians), summed over the frames.
+
+    A constant output is then a steady tone at ``bin centre + rate * sample_rate / (2 pi hop)``
+    in every bin, any frequency, not only the bins' centres (``"advance"``) or the frame rate's
+    harmonics (``"none"``): a voice's harmonic between two bins is the same small number in both,
+    and a gliding one a slowly changing number. The sum runs in float64 and is wrapped to one
+    turn, so a ten-minute clip's last frame is as exact as its first. Bins under ``from_bin``
+    keep ``rate`` as their phase itself (``model.integrate_from_hz``): every loss of the waveform
+    depends on an integrated bin's every earlier frame, and where speech's waveform lives (below
+    ~700 Hz) the direct phase is what lines it up."""
+    wide = torch.float32 if rate.device.type == "mps" else torch.float64  # MPS has no float64
+    turns = torch.cumsum(rate.to(wide), dim=-1)
+    turns = torch.remainder(turns, 2.0 * math.pi).to(rate.dtype)
+    integrated = turns + bin_advance(stft, rate.shape[-1], rate.device)
+    if from_bin <= 0:
+        return integrated
+    return torch.cat([rate[:, :from_bin], integrated[:, from_bin:]], dim=1)
+
+
+def integrate_from_bin(stft: StftParams, sample_rate: int, from_hz: float) -> int:
+    """The first bin whose centre frequency is at least ``from_hz``."""
+    return min(stft.n_bins, math.ceil(from_hz * stft.n_fft / sample_rate - 1e-9)) if from_hz > 0 else 0
 
 
 def bin_advance(stft: StftParams, frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
